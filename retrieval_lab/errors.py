@@ -1,0 +1,2 @@
+class DataError(Exception):
+    """Bad or missing input data; the message names the file (and line)."""
