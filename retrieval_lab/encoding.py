@@ -1,0 +1,36 @@
+"""Batch encoding of many texts with a bi-encoder, in length-sorted batches."""
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.models.tokenization import Side
+
+
+@torch.inference_mode()
+def encode_texts(
+    model: BiEncoder,
+    texts: list[str],
+    side: Side,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embed ``texts`` as a float32 array [len(texts), dim], rows in input order.
+
+    Texts are sorted by tokenized length, longest first, so each batch pads to a similar length
+    and a batch that does not fit in memory fails at once; the model's train/eval mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    order = np.argsort(model.tokenization.lengths(texts, side), kind="stable")[::-1]
+    out = np.empty((len(texts), model.dim), dtype=np.float32)
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {side}", disable=not progress):
+            idx = order[start : start + batch_size]
+            features = model.tokenization([texts[i] for i in idx], side).to(device)
+            out[idx] = model(features, side).float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,3 @@
+from retrieval_lab.models.bi_encoder import BiEncoder
+
+__all__ = ["BiEncoder"]
