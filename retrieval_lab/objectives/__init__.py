@@ -1,0 +1,3 @@
+from retrieval_lab.objectives.infonce import InfoNCE
+
+__all__ = ["InfoNCE"]
