@@ -1,0 +1,54 @@
+"""The LightningModule: one bi-encoder, one objective, AdamW with a step-wise schedule."""
+
+from collections.abc import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from retrieval_lab.models.bi_encoder import BiEncoder
+
+# Parameters that get no weight decay, as in BERT and sentence-transformers' fit().
+NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
+
+
+class RetrieverModule(pl.LightningModule):
+    def __init__(
+        self,
+        model: BiEncoder,
+        objective: nn.Module,
+        optimizer: Callable[[Iterable[dict]], Optimizer],
+        scheduler: Callable[[Optimizer, int], LRScheduler] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    def on_fit_start(self) -> None:
+        # Hugging Face models load in eval mode (dropout off) and Lightning leaves submodules'
+        # modes as it finds them: train with dropout, as the recipes do.
+        self.model.train()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        query = self.model(batch["query"], "query")
+        docs = self.model(batch["doc"], "doc")
+        loss = self.objective(query, docs, mask=batch.get("mask"))
+        self.log("train/loss", loss, prog_bar=True, batch_size=query.shape[0])
+        return loss
+
+    def configure_optimizers(self) -> dict:
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(NO_DECAY)]},
+            {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
+        ]
+        optimizer = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
