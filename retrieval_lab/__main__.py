@@ -1,0 +1,3 @@
+from retrieval_lab.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""Structured schema of the composed run config (the parts that are not ``_target_`` components).
+
+Component groups (model, objective, index, trainer, ...) are checked against the signature of
+their ``_target_`` instead, so a component's constructor is its one schema.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+STAGES = ("train", "index", "evaluate")
+
+
+@dataclass
+class PathsSchema:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    output_dir: str = MISSING
+    log_dir: str = MISSING
+
+
+@dataclass
+class DataSchema:
+    name: str = MISSING
+    root: str = MISSING
+    download: bool = True
+    train_split: str = "train"
+    eval_split: str = "test"
+    doc_template: str = "{title} {text}"
+    batch_size: int = 32
+    val_queries: int = 0
+    val_distractors: int = 1000
+    num_workers: int = 0
+
+
+@dataclass
+class RunSchema:
+    task_name: str = MISSING
+    seed: int = MISSING
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+    data: DataSchema = field(default_factory=DataSchema)
+    paths: PathsSchema = field(default_factory=PathsSchema)
+    model: Any = MISSING
+    objective: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    index: Any = MISSING
+    evaluator: Any = MISSING
+    trainer: Any = MISSING
+    logger: Optional[Any] = None
+    callbacks: Optional[Any] = None
+    optimized_metric: Optional[str] = None
+    encode_batch_size: int = 64
+    progress: bool = True

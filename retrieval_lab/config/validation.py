@@ -1,0 +1,129 @@
+"""Validate a composed config before any work starts; every failure names the offending key."""
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from retrieval_lab.config.schema import STAGES, RunSchema
+
+
+class ConfigError(ValueError):
+    """A config value is unknown, mistyped or missing; ``key`` is its dotted path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first problem found, else return quietly."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(RunSchema), cfg)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = err.full_key or "<root>"
+        raise ConfigError(key, str(err.msg).splitlines()[0]) from None
+    unknown = [s for s in container["stages"] if s not in STAGES]
+    if unknown:
+        raise ConfigError("stages", f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    if "evaluate" in container["stages"] and "index" not in container["stages"]:
+        raise ConfigError("stages", "evaluate searches the index built in the same run: add index")
+    _check_targets(container, "")
+
+
+def _check_targets(node: Any, path: str) -> None:
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            _check_call(node, path)
+        for key, value in node.items():
+            _check_targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_targets(value, f"{path}[{i}]")
+
+
+def _import_target(target: str, path: str) -> Any:
+    module_name, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"{path}._target_", f"cannot import {target!r} ({err})") from None
+
+
+def _check_call(node: Mapping, path: str) -> None:
+    target = _import_target(node["_target_"], path)
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return  # builtins without introspectable signatures: Hydra reports any error at build
+    params = signature.parameters
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in node.items() if not (k.startswith("_") and k.endswith("_"))}
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    for key in given:
+        if key not in named and not accepts_any:
+            raise ConfigError(
+                f"{path}.{key}",
+                f"not a parameter of {node['_target_']} (it takes: {', '.join(sorted(named))})",
+            )
+    if not node.get("_partial_", False):
+        for name, param in params.items():
+            required = param.default is param.empty and param.kind in (
+                param.POSITIONAL_OR_KEYWORD,
+                param.KEYWORD_ONLY,
+            )
+            if required and name not in given:
+                raise ConfigError(f"{path}.{name}", f"required by {node['_target_']} but not set")
+    hints = _type_hints(target)
+    for key, value in given.items():
+        if key in hints and not (isinstance(value, Mapping) and "_target_" in value):
+            if _matches(value, hints[key]) is False:
+                raise ConfigError(
+                    f"{path}.{key}", f"expected {_describe(hints[key])}, got {value!r}"
+                )
+
+
+def _type_hints(target: Any) -> dict[str, Any]:
+    func = target.__init__ if inspect.isclass(target) else target
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: skip type checks, keep key checks
+        return {}
+
+
+def _matches(value: Any, hint: Any) -> bool | None:
+    """True/False where the hint is understood, None where it is not (then nothing is claimed)."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        results = [_matches(value, arg) for arg in typing.get_args(hint)]
+        return True if any(results) else (None if None in results else False)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    container = origin or hint
+    if container in (list, tuple, Sequence, typing.Sequence) or container is typing.List:
+        return isinstance(value, (list, tuple))
+    if container in (dict, Mapping, typing.Mapping) or container is typing.Dict:
+        return isinstance(value, Mapping)
+    return None
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,3 @@
+from retrieval_lab.index.flat import FlatIndex
+
+__all__ = ["FlatIndex"]

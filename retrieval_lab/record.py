@@ -1,0 +1,63 @@
+"""The run record: what each run directory holds, written so a crash never leaves a half file."""
+
+import json
+import logging
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file in the same directory and ``os.replace``: readers see old or new."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the process's high-water mark so far.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RunRecord:
+    """Collects per-stage wall time and peak memory; rewrites ``stages.json`` after every stage."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.stages: dict[str, dict[str, Any]] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        log.info("stage %s: start", name)
+        start = time.perf_counter()
+        entry: dict[str, Any] = {"status": "running"}
+        self.stages[name] = entry
+        try:
+            yield
+            entry["status"] = "done"
+        except BaseException:
+            entry["status"] = "failed"
+            raise
+        finally:
+            entry["seconds"] = round(time.perf_counter() - start, 3)
+            entry["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+            log.info("stage %s: %s in %.1f s", name, entry["status"], entry["seconds"])
+            atomic_write_json(self.run_dir / "stages.json", self.stages)

@@ -1,0 +1,116 @@
+"""End to end through the CLI on a tiny BEIR dataset: the run directory and its contents."""
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytrec_eval
+import yaml
+from sentence_transformers import SentenceTransformer
+
+from retrieval_lab.data.beir import document_text, load_beir
+from retrieval_lab.evaluation import evaluate, read_run
+from tests.conftest import REPO, TINY, run_rlab, write_tiny_beir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """One full tiny train -> index -> evaluate run: (run dir, data root)."""
+    root = tmp_path_factory.mktemp("data")
+    write_tiny_beir(root)
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    result = run_rlab([*TINY, "data.val_queries=5", "data.val_distractors=10"], run_dir, root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, root
+
+
+def test_run_directory_holds_the_whole_record(tiny_run):
+    run_dir, _ = tiny_run
+    for name in ["config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json",
+                 "metrics_per_query.tsv", "run.trec", "rlab.log", "stages.json", "encoding.json",
+                 "model/modules.json", "index/index.faiss", "index/corpus.npy", "index/doc_ids.txt",
+                 "checkpoints/last.ckpt", "csv/metrics.csv"]:
+        assert (run_dir / name).is_file(), name
+    stages = json.loads((run_dir / "stages.json").read_text())
+    assert list(stages) == ["train", "index", "evaluate"]
+    assert all(s["status"] == "done" and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in stages.values())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["random_init"] is True and config["trainer"]["max_epochs"] == 2
+    assert "stage evaluate: done" in (run_dir / "rlab.log").read_text()
+    assert json.loads((run_dir / "encoding.json").read_text())["pooling"] == "mean"
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_metrics_agree_with_the_run_file_and_pytrec_eval(tiny_run):
+    run_dir, root = tiny_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["num_queries"] == 10
+    qrels = load_beir(root, "tiny", ["test"], download=False).qrels["test"]
+    run = read_run(run_dir / "run.trec")
+    assert all(len(docs) == 20 for docs in run.values())  # evaluator.k=20
+    overall, per_query = evaluate(qrels, run, list(metrics["metrics"]))
+    assert overall == pytest.approx(metrics["metrics"], abs=1e-12)
+    trec = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10"}).evaluate(run)
+    for qid, values in trec.items():
+        assert per_query[qid]["ndcg@10"] == pytest.approx(values["ndcg_cut_10"], abs=1e-6)
+    with open(run_dir / "metrics_per_query.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert {r["query_id"] for r in rows} == set(qrels)
+    assert np.mean([float(r["ndcg@10"]) for r in rows]) == pytest.approx(overall["ndcg@10"], abs=1e-5)
+
+
+def test_training_learned_and_validation_was_logged(tiny_run):
+    run_dir, _ = tiny_run
+    assert json.loads((run_dir / "metrics.json").read_text())["metrics"]["recall@10"] > 0.5
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    val = [float(r["val/ndcg@10"]) for r in rows if r.get("val/ndcg@10")]
+    assert len(val) == 2  # one per epoch
+
+
+def test_exported_model_reproduces_the_indexed_embeddings(tiny_run):
+    run_dir, root = tiny_run
+    dataset = load_beir(root, "tiny", ["test"], download=False)
+    doc_ids = (run_dir / "index" / "doc_ids.txt").read_text().split()
+    texts = [document_text(dataset.corpus[d]) for d in doc_ids]
+    st = SentenceTransformer(str(run_dir / "model"), device="cpu")
+    exported = st.encode(texts, prompt_name="document")
+    assert np.allclose(exported, np.load(run_dir / "index" / "corpus.npy"), atol=1e-5)
+
+
+def test_zero_shot_stages_skip_training(tiny_beir: Path, tmp_path: Path, tiny_args):
+    run_dir = tmp_path / "zs"
+    result = run_rlab([*tiny_args, "stages=[index,evaluate]"], run_dir, tiny_beir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(json.loads((run_dir / "stages.json").read_text())) == ["index", "evaluate"]
+    assert not (run_dir / "model").exists() and not (run_dir / "checkpoints").exists()
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_bad_data_exits_with_file_and_line(tiny_beir: Path, tmp_path: Path, tiny_args):
+    corpus = tiny_beir / "tiny" / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[2] = lines[2][:-1]  # break the JSON of line 3
+    corpus.write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "bad"
+    result = run_rlab(tiny_args, run_dir, tiny_beir, timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rlab:")]
+    assert len(errors) == 1 and f"{corpus}:3: malformed JSON" in errors[0], result.stderr
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "stages.json").exists()
+
+
+def test_missing_dataset_says_where_to_put_it(tmp_path: Path, tiny_args):
+    result = run_rlab(tiny_args, tmp_path / "run", tmp_path / "empty", timeout=300)
+    assert result.returncode == 2
+    assert "put the files at" in result.stderr and str(tmp_path / "empty" / "tiny") in result.stderr
+
+
+def test_rlab_entry_point_composes_the_same_config():
+    shown = subprocess.run(["rlab", "--cfg", "job", "model=tiny"], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert yaml.safe_load(shown.stdout)["model"]["random_init"] is True
