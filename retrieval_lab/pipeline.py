@@ -37,7 +37,10 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if "train" in stages:
         with record.stage("train"):
-            model = train(cfg, model, dataset, run_dir)
+            is_global_zero = train(cfg, model, dataset, run_dir)
+        if not is_global_zero:
+            log.info("training done on this rank; rank 0 indexes and evaluates")
+            return metrics
     if "index" in stages:
         with record.stage("index"):
             index, doc_ids = build_index(

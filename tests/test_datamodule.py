@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule, Pair
+from retrieval_lab.training.cross_device import false_negative_mask
 from tests.test_model import tiny
 
 
@@ -44,11 +46,14 @@ def test_holding_out_every_query_is_an_error(tiny_beir: Path):
         _module(tiny_beir, val_queries=30)
 
 
-def test_collate_masks_other_positives_of_the_same_query(tiny_beir: Path):
+def test_collate_keys_give_the_false_negative_mask(tiny_beir: Path):
     dm = _module(tiny_beir)
     dm.positives["q0"].add("d1")  # pretend q0 is also answered by d1
     batch = dm.collate([Pair("q0", "d0"), Pair("q1", "d1"), Pair("q0", "d1"), Pair("q2", "d2")])
-    mask = batch["mask"].tolist()
+    key = dm.doc_keys
+    assert batch["doc_keys"].tolist() == [key["d0"], key["d1"], key["d1"], key["d2"]]
+    assert batch["query_positives"].tolist()[1] == [key["d1"], -1]
+    mask = false_negative_mask(batch["query_positives"], batch["doc_keys"], torch.arange(4)).tolist()
     assert mask[0] == [False, True, True, False]  # d1 twice: a positive of q0, not a negative
     assert mask[2] == [True, True, False, False]  # d0 is a positive of q0; so is the other d1
     assert mask[1] == [False, False, True, False]  # the other copy of d1 is q1's positive too

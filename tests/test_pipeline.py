@@ -114,3 +114,14 @@ def test_rlab_entry_point_composes_the_same_config():
                            text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert yaml.safe_load(shown.stdout)["model"]["random_init"] is True
+
+
+def test_ddp_on_two_cpu_processes_trains_once_and_evaluates_once(tiny_beir: Path, tmp_path: Path, tiny_args):
+    run_dir = tmp_path / "ddp"
+    result = run_rlab([*tiny_args, "trainer=ddp_sim"], run_dir, tiny_beir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "training done on this rank; rank 0 indexes and evaluates" in output
+    assert (run_dir / "rlab.log").read_text().count("stage evaluate: done") == 1
+    assert json.loads((run_dir / "metrics.json").read_text())["num_queries"] == 10
+    assert (run_dir / "model" / "modules.json").is_file()

@@ -35,8 +35,10 @@ def test_encoder_trains_in_train_mode_and_learns(tiny_beir):
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=dm)
     assert probe.modes and all(probe.modes)
+    pooler = {n for n, p in model.named_parameters() if ".pooler." in n and not p.requires_grad}
+    assert pooler  # BERT's pooler head: unused by our pooling, frozen
     unchanged = {n for n, p in model.named_parameters() if torch.equal(p, before[n])}
-    assert unchanged == {n for n in before if ".pooler." in n}  # BERT's pooler: unused by mean pooling
+    assert unchanged == pooler
     groups = trainer.optimizers[0].param_groups
     assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
     assert any(n.endswith("LayerNorm.weight") for n, _ in model.named_parameters())

@@ -31,8 +31,8 @@ class ContrastiveDataModule(pl.LightningDataModule):
 
     ``val_queries`` query ids (seeded) are held out of training entirely; their validation corpus
     is their judged documents plus ``val_distractors`` random documents, so a per-epoch retrieval
-    check costs seconds rather than a full corpus encode. Batches carry a mask of in-batch false
-    negatives: columns holding another labelled positive of the same query.
+    check costs seconds rather than a full corpus encode. Batches carry what it takes to mask
+    in-batch false negatives: columns holding another labelled positive of the same query.
     """
 
     def __init__(
@@ -55,6 +55,7 @@ class ContrastiveDataModule(pl.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         qrels = dataset.qrels[split]
+        self.doc_keys = {doc_id: i for i, doc_id in enumerate(dataset.corpus)}
         self.positives = {q: {d for d, g in docs.items() if g > 0} for q, docs in qrels.items()}
         query_ids = sorted(q for q, docs in self.positives.items() if docs)
         if val_queries >= len(query_ids):
@@ -80,19 +81,18 @@ class ContrastiveDataModule(pl.LightningDataModule):
         )
 
     def collate(self, pairs: list[Pair]) -> dict[str, object]:
+        """Tokenized queries and documents, plus integer keys from which the model side builds
+        the false-negative mask (also across devices): ``doc_keys`` [N], the corpus position of
+        each document column, and ``query_positives`` [B, P], each query's positives, -1 padded."""
         queries = [self.dataset.queries[p.query_id] for p in pairs]
         docs = [document_text(self.dataset.corpus[p.doc_id], self.doc_template) for p in pairs]
-        mask = torch.tensor(
-            [
-                [j != i and pj.doc_id in self.positives[pi.query_id] for j, pj in enumerate(pairs)]
-                for i, pi in enumerate(pairs)
-            ],
-            dtype=torch.bool,
-        )
+        positives = [sorted(self.doc_keys[d] for d in self.positives[p.query_id]) for p in pairs]
+        width = max(len(row) for row in positives)
         return {
             "query": self.tokenization(queries, "query"),
             "doc": self.tokenization(docs, "doc"),
-            "mask": mask,
+            "doc_keys": torch.tensor([self.doc_keys[p.doc_id] for p in pairs]),
+            "query_positives": torch.tensor([row + [-1] * (width - len(row)) for row in positives]),
         }
 
     def train_dataloader(self) -> DataLoader:

@@ -62,8 +62,14 @@ class BiEncoder(nn.Module):
     @staticmethod
     def _load_encoder(path: str, random_init: bool, overrides: dict[str, Any]) -> nn.Module:
         if random_init:
-            return AutoModel.from_config(AutoConfig.from_pretrained(path, **overrides))
-        return AutoModel.from_pretrained(path, **overrides)
+            encoder = AutoModel.from_config(AutoConfig.from_pretrained(path, **overrides))
+        else:
+            encoder = AutoModel.from_pretrained(path, **overrides)
+        if getattr(encoder, "pooler", None) is not None:
+            # BERT-style pooler head: our pooling never uses it. Frozen, so DDP and the optimizer
+            # skip it, while the export keeps the checkpoint's architecture.
+            encoder.pooler.requires_grad_(False)
+        return encoder
 
     def tower(self, side: Side) -> nn.Module:
         return self.towers["query" if self.shared else side]

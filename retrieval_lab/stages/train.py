@@ -15,7 +15,9 @@ from retrieval_lab.training.module import RetrieverModule
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path) -> BiEncoder:
+def train(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path) -> bool:
+    """Fits ``model`` in place; returns whether this process is the global rank 0, the one that
+    exports the model and carries on with the later stages."""
     data = cfg.data
     datamodule = ContrastiveDataModule(
         dataset,
@@ -48,4 +50,4 @@ def train(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path
     if trainer.is_global_zero:
         path = export_model(model, run_dir / "model")
         log.info("exported the trained model to %s", path)
-    return model
+    return trainer.is_global_zero

@@ -9,24 +9,42 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.training.cross_device import false_negative_mask, gather_documents
 
 # Parameters that get no weight decay, as in BERT and sentence-transformers' fit().
 NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
 
 
+def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
+    """This rank's queries against the batch's documents (all ranks' when ``gather``)."""
+    query = model(batch["query"], "query")
+    docs, doc_keys = model(batch["doc"], "doc"), batch["doc_keys"]
+    offset = 0
+    if gather:
+        docs, doc_keys, offset = gather_documents(docs, doc_keys)
+    targets = offset + torch.arange(query.shape[0], device=query.device)
+    mask = false_negative_mask(batch["query_positives"], doc_keys, targets)
+    return objective(query, docs, targets=targets, mask=mask)
+
+
 class RetrieverModule(pl.LightningModule):
+    """Trains ``model`` with ``objective``; with several devices, every query sees the documents
+    of all devices as negatives (``gather_across_devices``)."""
+
     def __init__(
         self,
         model: BiEncoder,
         objective: nn.Module,
         optimizer: Callable[[Iterable[dict]], Optimizer],
         scheduler: Callable[[Optimizer, int], LRScheduler] | None = None,
+        gather_across_devices: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.objective = objective
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
+        self.gather_across_devices = gather_across_devices
 
     def on_fit_start(self) -> None:
         # Hugging Face models load in eval mode (dropout off) and Lightning leaves submodules'
@@ -34,10 +52,8 @@ class RetrieverModule(pl.LightningModule):
         self.model.train()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        query = self.model(batch["query"], "query")
-        docs = self.model(batch["doc"], "doc")
-        loss = self.objective(query, docs, mask=batch.get("mask"))
-        self.log("train/loss", loss, prog_bar=True, batch_size=query.shape[0])
+        loss = contrastive_loss(self.model, self.objective, batch, self.gather_across_devices)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["doc_keys"].shape[0])
         return loss
 
     def configure_optimizers(self) -> dict:
