@@ -43,13 +43,14 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             return metrics
     if "index" in stages:
         with record.stage("index"):
-            index, doc_ids = build_index(
+            index, corpus = build_index(
                 model, dataset, instantiate(cfg.index), cfg.data.doc_template,
-                run_dir / "index", cfg.encode_batch_size, cfg.progress,
+                Path(cfg.paths.cache_dir) / "embeddings", run_dir / "index",
+                cfg.encode_batch_size, cfg.progress,
             )
     if "evaluate" in stages:
         with record.stage("evaluate"):
             metrics = evaluator(
-                model, dataset, index, doc_ids, run_dir, cfg.encode_batch_size, cfg.progress
+                model, dataset, index, corpus, run_dir, cfg.encode_batch_size, cfg.progress
             )
     return metrics

@@ -4,13 +4,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from retrieval_lab.index.flat import FlatIndex
+from retrieval_lab.index.base import Index
 
 Run = dict[str, dict[str, float]]
 
 
 def search(
-    index: FlatIndex,
+    index: Index,
     query_embeddings: np.ndarray,
     query_ids: Sequence[str],
     doc_ids: Sequence[str],

@@ -26,12 +26,14 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
 
 def run_rlab(args: list[str], run_dir: Path, data_root: Path | None = None,
              timeout: int = 1800) -> subprocess.CompletedProcess:
-    """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir``."""
+    """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir``; runs whose
+    directories share a parent share an embedding cache (``<parent>/cache``)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if data_root is not None:
         env["RLAB_DATA_DIR"] = str(data_root)
     return subprocess.run(
-        [sys.executable, "-m", "retrieval_lab", f"hydra.run.dir={run_dir}", "progress=false", *args],
+        [sys.executable, "-m", "retrieval_lab", f"hydra.run.dir={run_dir}",
+         f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )
 

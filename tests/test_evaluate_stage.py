@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab.data.beir import BeirDataset, Document
+from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import read_run
 from retrieval_lab.index import FlatIndex
@@ -25,13 +26,16 @@ def _self_retrieval_dataset() -> BeirDataset:
 def _evaluate(tmp_path: Path, ignore: bool) -> tuple[dict, dict]:
     dataset = _self_retrieval_dataset()
     model = tiny()
-    doc_ids = list(dataset.corpus)
+    corpus = CorpusEmbeddings(
+        key="test", path=tmp_path, doc_ids=list(dataset.corpus), from_cache=False,
+        embeddings=encode_texts(model, [d.text for d in dataset.corpus.values()], "doc", progress=False),
+    )
     index = FlatIndex(model.dim)
-    index.add(encode_texts(model, [d.text for d in dataset.corpus.values()], "doc", progress=False))
+    index.build(corpus.embeddings)
     out = tmp_path / ("ignore" if ignore else "keep")
     out.mkdir()
     evaluator = Evaluator(split="test", k=5, metrics=["ndcg@10", "recall@10"], ignore_identical_ids=ignore)
-    metrics = evaluator(model, dataset, index, doc_ids, out, batch_size=4, progress=False)
+    metrics = evaluator(model, dataset, index, corpus, out, batch_size=4, progress=False)
     return metrics, read_run(out / "run.trec")
 
 
@@ -45,4 +49,6 @@ def test_identical_ids_are_dropped_and_k_kept(tmp_path: Path):
         assert list(dropped[q])[:4] == expected[:4]
     written = json.loads((tmp_path / "ignore" / "metrics.json").read_text())
     assert written["metrics"] == metrics and written["num_queries"] == 4 and written["k"] == 5
+    assert written["index"]["kind"] == "flat" and written["index"]["recall_vs_exact@10"] == 1.0
+    assert written["index"]["bytes_per_doc"] >= 4 * 32  # flat float32 vectors of the tiny model
     assert np.isfinite(list(metrics.values())).all()

@@ -31,7 +31,7 @@ def test_run_directory_holds_the_whole_record(tiny_run):
     run_dir, _ = tiny_run
     for name in ["config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json",
                  "metrics_per_query.tsv", "run.trec", "rlab.log", "stages.json", "encoding.json",
-                 "model/modules.json", "index/index.faiss", "index/corpus.npy", "index/doc_ids.txt",
+                 "model/modules.json", "index/index.faiss", "index/index.json", "index/doc_ids.txt",
                  "checkpoints/last.ckpt", "csv/metrics.csv"]:
         assert (run_dir / name).is_file(), name
     stages = json.loads((run_dir / "stages.json").read_text())
@@ -78,7 +78,8 @@ def test_exported_model_reproduces_the_indexed_embeddings(tiny_run):
     texts = [document_text(dataset.corpus[d]) for d in doc_ids]
     st = SentenceTransformer(str(run_dir / "model"), device="cpu")
     exported = st.encode(texts, prompt_name="document")
-    assert np.allclose(exported, np.load(run_dir / "index" / "corpus.npy"), atol=1e-5)
+    cached = Path(json.loads((run_dir / "index" / "index.json").read_text())["embeddings_path"])
+    assert np.allclose(exported, np.load(cached / "embeddings.npy"), atol=1e-5)
 
 
 def test_zero_shot_stages_skip_training(tiny_beir: Path, tmp_path: Path, tiny_args):

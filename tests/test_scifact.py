@@ -80,5 +80,6 @@ def test_exported_model_gives_the_framework_embeddings(default_run, scifact_root
     texts = [document_text(dataset.corpus[doc_ids[i]]) for i in sample]
     st = SentenceTransformer(str(default_run / "model"), device="cpu")
     exported = st.encode(texts, prompt_name="document", batch_size=32)
-    indexed = np.load(default_run / "index" / "corpus.npy", mmap_mode="r")[sample]
+    cached = Path(json.loads((default_run / "index" / "index.json").read_text())["embeddings_path"])
+    indexed = np.load(cached / "embeddings.npy", mmap_mode="r")[sample]
     assert np.abs(exported - indexed).max() < 1e-5

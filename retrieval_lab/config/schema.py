@@ -18,6 +18,7 @@ class PathsSchema:
     data_dir: str = MISSING
     output_dir: str = MISSING
     log_dir: str = MISSING
+    cache_dir: str = MISSING
 
 
 @dataclass

@@ -1,3 +1,25 @@
+from retrieval_lab.index.base import Index, IndexMismatchError, recall_vs_exact
+from retrieval_lab.index.binary import BinaryIndex
+from retrieval_lab.index.faiss_index import (
+    FaissIndex,
+    HNSWIndex,
+    IVFFlatIndex,
+    IVFPQIndex,
+    OPQPQIndex,
+    SQ8Index,
+)
 from retrieval_lab.index.flat import FlatIndex
 
-__all__ = ["FlatIndex"]
+__all__ = [
+    "BinaryIndex",
+    "FaissIndex",
+    "FlatIndex",
+    "HNSWIndex",
+    "IVFFlatIndex",
+    "IVFPQIndex",
+    "Index",
+    "IndexMismatchError",
+    "OPQPQIndex",
+    "SQ8Index",
+    "recall_vs_exact",
+]

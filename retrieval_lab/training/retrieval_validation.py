@@ -27,7 +27,7 @@ class RetrievalValidation(pl.Callback):
         query_ids = list(held_out.queries)
         queries = encode_texts(model, list(held_out.queries.values()), "query", self.batch_size, progress=False)
         index = FlatIndex(docs.shape[1])
-        index.add(docs)
+        index.build(docs)
         run = search(index, queries, query_ids, doc_ids, self.k)
         overall, _ = evaluate(held_out.qrels, run, self.metrics)
         for name, value in overall.items():

@@ -1,0 +1,135 @@
+"""Corpus embeddings, computed once per (model weights, corpus, encoding contract) and reused.
+
+A sweep over index types, or a re-evaluation of the same checkpoint, finds the embeddings under
+``<cache_dir>/<key>/`` and memory-maps them instead of encoding the corpus again. The key hashes
+exactly what determines the vectors: every weight of the encoder(s), the tokenizer, the pooling,
+normalization, prefixes and max lengths, the corpus file's bytes, and the document template.
+Embeddings are written in chunks into a memory-mapped file, so the corpus's vectors never need to
+fit in RAM, and the directory is moved into place only when complete.
+"""
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval_lab.data.beir import BeirDataset, document_text
+from retrieval_lab.encoding import encode_texts
+from retrieval_lab.models.bi_encoder import BiEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CorpusEmbeddings:
+    key: str
+    path: Path
+    embeddings: np.ndarray  # read-only memory map, [n_docs, dim] float32
+    doc_ids: list[str]
+    from_cache: bool
+
+
+def model_fingerprint(model: BiEncoder) -> str:
+    """sha256 of the encoding contract (less the model's name), the tokenizer and every weight."""
+    digest = hashlib.sha256()
+    contract = {k: v for k, v in model.encoding_contract().items() if k != "name_or_path"}
+    digest.update(json.dumps(contract, sort_keys=True).encode())
+    digest.update(_tokenizer_fingerprint(model.tokenization.tokenizer).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    """The tokenizer's vocabulary and pipeline, without the truncation/padding state that a fast
+    tokenizer's backend carries over from its last call."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return json.dumps(tokenizer.get_vocab(), sort_keys=True) + type(tokenizer).__name__
+    spec = json.loads(backend.to_str())
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return json.dumps(spec, sort_keys=True)
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def corpus_embeddings(
+    model: BiEncoder,
+    dataset: BeirDataset,
+    doc_template: str,
+    cache_dir: str | Path,
+    batch_size: int = 64,
+    chunk_size: int = 100_000,
+    progress: bool = True,
+) -> CorpusEmbeddings:
+    """The corpus's embeddings from the cache, or encoded (in chunks) and cached."""
+    parts = {
+        "model": model_fingerprint(model),
+        "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
+        "doc_template": doc_template,
+    }
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    path = Path(cache_dir) / key
+    if (path / "meta.json").is_file():
+        log.info("embedding cache hit: %s (%s)", key, path)
+        return _load(key, path, from_cache=True)
+
+    doc_ids = list(dataset.corpus)
+    log.info("embedding cache miss: encoding %d documents of %s into %s",
+             len(doc_ids), dataset.name, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{key}."))
+    try:
+        start = time.perf_counter()
+        out = None
+        for begin in range(0, len(doc_ids), chunk_size):
+            ids = doc_ids[begin : begin + chunk_size]
+            texts = [document_text(dataset.corpus[d], doc_template) for d in ids]
+            chunk = encode_texts(model, texts, "doc", batch_size, progress)
+            if out is None:
+                out = np.lib.format.open_memmap(
+                    tmp / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(doc_ids), chunk.shape[1])
+                )
+            out[begin : begin + len(ids)] = chunk
+        out.flush()
+        del out
+        (tmp / "doc_ids.txt").write_text("".join(f"{d}\n" for d in doc_ids))
+        meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
+                "encoding": model.encoding_contract(),
+                "encode_seconds": round(time.perf_counter() - start, 3)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        try:
+            tmp.rename(path)
+        except OSError:
+            if not (path / "meta.json").is_file():
+                raise
+            # A parallel job of the same sweep finished the same embeddings first: use those.
+            shutil.rmtree(tmp, ignore_errors=True)
+            return _load(key, path, from_cache=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load(key, path, from_cache=False)
+
+
+def _load(key: str, path: Path, from_cache: bool) -> CorpusEmbeddings:
+    embeddings = np.load(path / "embeddings.npy", mmap_mode="r")
+    doc_ids = (path / "doc_ids.txt").read_text().split("\n")[:-1]
+    if len(doc_ids) != embeddings.shape[0]:
+        raise ValueError(f"{path}: {len(doc_ids)} doc ids for {embeddings.shape[0]} embeddings; delete it")
+    return CorpusEmbeddings(key, path, embeddings, doc_ids, from_cache)

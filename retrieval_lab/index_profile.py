@@ -1,0 +1,51 @@
+"""What an index costs and how close it is to exact search: the trade-off beside the metrics."""
+
+import time
+
+import numpy as np
+
+from retrieval_lab.index.base import Index, recall_vs_exact
+from retrieval_lab.index.flat import FlatIndex
+
+
+def profile_index(
+    index: Index,
+    corpus: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    recall_ks: tuple[int, ...] = (10, 100),
+    latency_queries: int = 1000,
+) -> dict[str, float | int | str]:
+    """Recall of ``index`` against exact inner-product search, per-query latency (queries one at
+    a time, as an online service sees them), batch throughput, size and build time."""
+    report: dict[str, float | int | str] = {
+        "kind": index.kind,
+        "size": index.size,
+        "nbytes": index.nbytes(),
+        "bytes_per_doc": round(index.nbytes() / index.size, 2),
+        "build_seconds": round(index.build_seconds or 0.0, 4),
+    }
+    depth = max(recall_ks)
+    if index.kind == "flat":
+        report.update({f"recall_vs_exact@{r}": 1.0 for r in recall_ks})
+    else:
+        exact = FlatIndex(index.dim)
+        exact.build(corpus)
+        _, exact_rows = exact.search(queries, depth)
+        _, rows = index.search(queries, depth)
+        report.update({f"recall_vs_exact@{r}": round(recall_vs_exact(exact_rows, rows, r), 6)
+                       for r in recall_ks})
+    timings = []
+    for query in queries[:latency_queries]:
+        start = time.perf_counter()
+        index.search(query[None, :], k)
+        timings.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    index.search(queries, k)
+    batch_seconds = time.perf_counter() - start
+    report.update({
+        "latency_ms_p50": round(float(np.percentile(timings, 50)) * 1000, 4),
+        "latency_ms_p95": round(float(np.percentile(timings, 95)) * 1000, 4),
+        "qps": round(len(queries) / batch_seconds, 1),
+    })
+    return report

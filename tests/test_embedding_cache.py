@@ -1,0 +1,72 @@
+"""The corpus embedding cache: hit on reuse, miss when anything that shapes the vectors changes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from retrieval_lab.data.beir import document_text, load_beir
+from retrieval_lab.embedding_cache import corpus_embeddings
+from retrieval_lab.encoding import encode_texts
+from tests.test_model import tiny
+
+
+@pytest.fixture
+def dataset(tiny_beir: Path):
+    return load_beir(tiny_beir, "tiny", ["test"], download=False)
+
+
+def _embed(model, dataset, cache: Path, template="{title} {text}", **kwargs):
+    return corpus_embeddings(model, dataset, template, cache, batch_size=16, progress=False, **kwargs)
+
+
+def test_second_call_hits_and_memory_maps(dataset, tmp_path: Path):
+    model = tiny()
+    cache = tmp_path / "cache"
+    first = _embed(model, dataset, cache)
+    second = _embed(model, dataset, cache)
+    assert not first.from_cache and second.from_cache and first.key == second.key
+    assert isinstance(second.embeddings, np.memmap) and not second.embeddings.flags.writeable
+    assert second.doc_ids == list(dataset.corpus)
+    direct = encode_texts(model, [document_text(dataset.corpus[d]) for d in second.doc_ids], "doc", progress=False)
+    assert np.allclose(second.embeddings, direct, atol=1e-6)
+    meta = json.loads((second.path / "meta.json").read_text())
+    assert meta["num_docs"] == 60 and meta["encoding"]["pooling"] == "mean"
+    assert [p.name for p in cache.iterdir()] == [first.key]  # no temp directories left
+
+
+def test_chunked_encoding_gives_the_same_matrix(dataset, tmp_path: Path):
+    model = tiny()
+    whole = _embed(model, dataset, tmp_path / "a")
+    chunked = _embed(model, dataset, tmp_path / "b", chunk_size=7)
+    assert whole.key == chunked.key
+    assert np.allclose(whole.embeddings, chunked.embeddings, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["weights", "pooling", "normalize", "doc_prefix", "doc_max_length", "template", "corpus"],
+)
+def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
+    base = _embed(tiny(), dataset, tmp_path)
+    model, template = tiny(), "{title} {text}"
+    if change == "weights":
+        with torch.no_grad():
+            next(model.parameters()).add_(1e-3)
+    elif change == "pooling":
+        model = tiny(pooling="cls")
+    elif change == "normalize":
+        model = tiny(normalize=False)
+    elif change == "doc_prefix":
+        model = tiny(doc_prefix="passage: ")
+    elif change == "doc_max_length":
+        model = tiny(doc_max_length=32)
+    elif change == "template":
+        template = "{text}"
+    elif change == "corpus":
+        corpus = dataset.path / "corpus.jsonl"
+        corpus.write_text(corpus.read_text().replace("Study 3", "Study three"))
+    changed = _embed(model, dataset, tmp_path, template=template)
+    assert changed.key != base.key and not changed.from_cache

@@ -1,0 +1,43 @@
+"""A Hydra multirun over index types encodes the corpus once and feeds the sweep report."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, TINY
+
+KINDS = ["flat", "hnsw", "sq8", "binary"]
+
+
+def test_index_sweep_encodes_once_and_reports(tiny_beir: Path, tmp_path: Path):
+    sweep = tmp_path / "sweep"
+    env = dict(os.environ, RLAB_DATA_DIR=str(tiny_beir), PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "retrieval_lab", "-m", *TINY, "stages=[index,evaluate]",
+               f"index={','.join(KINDS)}", f"hydra.sweep.dir={sweep}",
+               f"paths.cache_dir={tmp_path / 'cache'}", "progress=false"]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    logs = [(sweep / str(i) / "rlab.log").read_text() for i in range(len(KINDS))]
+    assert sum("embedding cache miss" in log for log in logs) == 1
+    assert sum("embedding cache hit" in log for log in logs) == len(KINDS) - 1
+    profiles = [json.loads((sweep / str(i) / "metrics.json").read_text())["index"] for i in range(len(KINDS))]
+    assert [p["kind"] for p in profiles] == KINDS
+    for p in profiles:
+        assert 0 <= p["recall_vs_exact@10"] <= 1 and p["latency_ms_p50"] > 0 and p["qps"] > 0
+    flat, binary = profiles[0], profiles[3]
+    assert flat["recall_vs_exact@10"] == 1.0
+    compression = flat["bytes_per_doc"] / binary["bytes_per_doc"]
+    assert compression == pytest.approx(32, rel=0.02)  # float32 vs one bit a dimension (+ faiss header)
+
+    report = subprocess.run([sys.executable, "scripts/index_report.py", str(sweep)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    table = (sweep / "index_report.md").read_text().splitlines()
+    assert len(table) == 2 + len(KINDS) and "index=binary" in "".join(table)
+    assert f"{compression:.1f}x" in next(line for line in table if "index=binary" in line)
+    assert (sweep / "index_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
