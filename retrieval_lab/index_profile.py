@@ -23,6 +23,7 @@ def profile_index(
         "size": index.size,
         "nbytes": index.nbytes(),
         "bytes_per_doc": round(index.nbytes() / index.size, 2),
+        "code_bytes_per_doc": round((index.nbytes() - index.fixed_nbytes()) / index.size, 2),
         "build_seconds": round(index.build_seconds or 0.0, 4),
     }
     depth = max(recall_ks)

@@ -5,6 +5,8 @@
 Reads every run directory below the sweep (``metrics.json`` with its ``index`` profile, and
 ``.hydra/overrides.yaml`` for the label) and writes ``index_report.md`` and ``index_report.png``:
 nDCG@10 and recall against exact search, versus p50 search latency and bytes per document.
+Compression is flat's bytes per added document over the index's (codes, ids, graph links), the
+size at scale; the total bytes per document also count trained codebooks and rotations.
 """
 
 import argparse
@@ -38,15 +40,16 @@ def load_runs(sweep: Path) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     flat = next((r for r in rows if r["kind"] == "flat"), None)
     head = ("| index | nDCG@10 | of flat | recall vs exact @10 | @100 | p50 ms | p95 ms | QPS "
-            "| bytes/doc | compression | build s |")
-    lines = [head, "|---|" + "---:|" * 10]
-    for r in sorted(rows, key=lambda r: -r["bytes_per_doc"]):
+            "| bytes/doc | code bytes/doc | compression | build s |")
+    lines = [head, "|---|" + "---:|" * 11]
+    for r in sorted(rows, key=lambda r: -r["code_bytes_per_doc"]):
         of_flat = f"{r['ndcg@10'] / flat['ndcg@10']:.1%}" if flat else "n/a"
-        compression = f"{flat['bytes_per_doc'] / r['bytes_per_doc']:.1f}x" if flat else "n/a"
+        compression = f"{flat['code_bytes_per_doc'] / r['code_bytes_per_doc']:.1f}x" if flat else "n/a"
         lines.append(
             f"| {r['label']} | {r['ndcg@10']:.4f} | {of_flat} | {r['recall_vs_exact@10']:.4f} "
             f"| {r['recall_vs_exact@100']:.4f} | {r['latency_ms_p50']:.3f} | {r['latency_ms_p95']:.3f} "
-            f"| {r['qps']:.0f} | {r['bytes_per_doc']:.1f} | {compression} | {r['build_seconds']:.2f} |"
+            f"| {r['qps']:.0f} | {r['bytes_per_doc']:.1f} | {r['code_bytes_per_doc']:.1f} "
+            f"| {compression} | {r['build_seconds']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -54,11 +57,12 @@ def markdown(rows: list[dict]) -> str:
 def plot(rows: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for ax, x_key, x_label in ((axes[0], "latency_ms_p50", "p50 search latency per query (ms)"),
-                               (axes[1], "bytes_per_doc", "index bytes per document")):
+                               (axes[1], "code_bytes_per_doc", "index bytes per added document")):
         for metric, marker in (("ndcg@10", "o"), ("recall_vs_exact@10", "s")):
             ax.scatter([r[x_key] for r in rows], [r[metric] for r in rows], marker=marker, label=metric)
         for r in rows:
-            ax.annotate(r["kind"], (r[x_key], r["ndcg@10"]), textcoords="offset points",
+            ax.annotate(r["label"].replace("index=", "").replace("index.", ""), (r[x_key], r["ndcg@10"]),
+                        textcoords="offset points",
                         xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
         ax.set_xlabel(x_label)

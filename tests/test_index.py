@@ -257,3 +257,13 @@ def test_every_index_config_makes_its_kind(config):
     make = instantiate(OmegaConf.load(CONF_DIR / "index" / f"{config}.yaml"))
     index = make(dim=384)
     assert isinstance(index, Index) and index.kind == config and index.size == 0
+
+
+def test_fixed_bytes_separate_codebooks_from_per_document_codes():
+    x = np.random.default_rng(5).standard_normal((2000, 32)).astype(np.float32)
+    flat, pq = FlatIndex(32), OPQPQIndex(32, m=8, nbits=8)
+    flat.build(x)
+    pq.build(x)
+    assert (flat.nbytes() - flat.fixed_nbytes()) / flat.size == 4 * 32
+    assert (pq.nbytes() - pq.fixed_nbytes()) / pq.size == 8  # one byte per sub-quantizer
+    assert pq.fixed_nbytes() > 32 * 32 * 4  # the OPQ rotation and the codebooks

@@ -94,6 +94,12 @@ class Index(ABC):
     def nbytes(self) -> int:
         """Size of the serialized index in bytes (what :meth:`save` writes to ``file_name``)."""
 
+    def fixed_nbytes(self) -> int:
+        """Bytes of :meth:`nbytes` that do not grow with the corpus: trained quantizers, rotations,
+        headers. ``(nbytes() - fixed_nbytes()) / size`` is what each document costs, the size
+        that matters at scale (a small corpus is dominated by codebooks)."""
+        return 0
+
     @abstractmethod
     def _build(self, x: np.ndarray) -> None: ...
 

@@ -97,6 +97,11 @@ class FaissIndex(Index):
     def nbytes(self) -> int:
         return int(faiss.serialize_index(self.faiss_index).nbytes)
 
+    def fixed_nbytes(self) -> int:
+        empty = faiss.clone_index(self.faiss_index)
+        empty.reset()  # drops the vectors, keeps what training learned
+        return int(faiss.serialize_index(empty).nbytes)
+
     def _build(self, x: np.ndarray) -> None:
         if not self.faiss_index.is_trained:
             sample = x
