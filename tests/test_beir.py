@@ -215,7 +215,7 @@ def test_missing_dataset_without_download(tmp_path: Path) -> None:
 
 def test_published_checksums() -> None:
     assert BEIR_MD5["scifact"] == "5f7d1de60b170fc8027bb7898e2efca1"
-    assert len(BEIR_MD5) == 9
+    assert len(BEIR_MD5) == 15 and BEIR_MD5["nfcorpus"] == "a89dba18a62ef92f7d323ec890a0d38d"
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in BEIR_MD5.values())
 
 

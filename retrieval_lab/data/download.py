@@ -20,7 +20,13 @@ from retrieval_lab.errors import DataError
 BEIR_BASE_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
 
 # The checksums published by BEIR for its dataset zips.
-BEIR_MD5 = {
+BEIR_MD5 = {  # the public datasets of BEIR's README table
+    "msmarco": "444067daf65d982533ea17ebd59501e4",
+    "trec-covid": "ce62140cb23feb9becf6270d0d1fe6d1",
+    "nfcorpus": "a89dba18a62ef92f7d323ec890a0d38d",
+    "nq": "d4d3d2e48787a744b6f6e691ff534307",
+    "hotpotqa": "f412724f78b0d91183a0e86805e16114",
+    "fiqa": "17918ed23cd04fb15047f73e6c3bd9d9",
     "scifact": "5f7d1de60b170fc8027bb7898e2efca1",
     "arguana": "8ad3e3c2a5867cdced806d6503f29b99",
     "webis-touche2020": "46f650ba5a527fc69e0a6521c5a23563",
