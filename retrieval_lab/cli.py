@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from retrieval_lab.config.validation import ConfigError, validate_config
 from retrieval_lab.errors import DataError
+from retrieval_lab.index.base import IndexMismatchError
 
 # The config tree is the repository's top-level conf/ (the package is installed editable).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -26,5 +27,8 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     except DataError as err:
         print(f"rlab: data error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except IndexMismatchError as err:
+        print(f"rlab: index error: {err}", file=sys.stderr)
         sys.exit(2)
     return metrics.get(cfg.get("optimized_metric") or "ndcg@10")

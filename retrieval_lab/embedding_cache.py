@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class CorpusEmbeddings:
     key: str
     path: Path
-    embeddings: np.ndarray  # read-only memory map, [n_docs, dim] float32
+    embeddings: np.ndarray | None  # read-only memory map [n_docs, dim] float32; None: not cached
     doc_ids: list[str]
     from_cache: bool
 
@@ -68,6 +68,24 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[str, dict]:
+    """The cache key of the corpus's embeddings under ``model``, and the parts it hashes."""
+    parts = {
+        "model": model_fingerprint(model),
+        "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
+        "doc_template": doc_template,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+
+
+def cached_embeddings(key: str, cache_dir: str | Path) -> CorpusEmbeddings | None:
+    path = Path(cache_dir) / key
+    if not (path / "meta.json").is_file():
+        return None
+    log.info("embedding cache hit: %s (%s)", key, path)
+    return _load(key, path, from_cache=True)
+
+
 def corpus_embeddings(
     model: BiEncoder,
     dataset: BeirDataset,
@@ -78,16 +96,11 @@ def corpus_embeddings(
     progress: bool = True,
 ) -> CorpusEmbeddings:
     """The corpus's embeddings from the cache, or encoded (in chunks) and cached."""
-    parts = {
-        "model": model_fingerprint(model),
-        "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
-        "doc_template": doc_template,
-    }
-    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+    key, parts = embeddings_key(model, dataset, doc_template)
     path = Path(cache_dir) / key
-    if (path / "meta.json").is_file():
-        log.info("embedding cache hit: %s (%s)", key, path)
-        return _load(key, path, from_cache=True)
+    cached = cached_embeddings(key, cache_dir)
+    if cached is not None:
+        return cached
 
     doc_ids = list(dataset.corpus)
     log.info("embedding cache miss: encoding %d documents of %s into %s",

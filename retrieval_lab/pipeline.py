@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.record import RunRecord, atomic_write_json, atomic_write_text
-from retrieval_lab.stages.index import build_index
+from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.train import train
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,12 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                 model, dataset, instantiate(cfg.index), cfg.data.doc_template,
                 Path(cfg.paths.cache_dir) / "embeddings", run_dir / "index",
                 cfg.encode_batch_size, cfg.progress,
+            )
+    elif cfg.load_index:
+        with record.stage("load_index"):
+            index, corpus = load_index(
+                model, dataset, cfg.data.doc_template, Path(cfg.paths.cache_dir) / "embeddings",
+                Path(cfg.load_index),
             )
     if "evaluate" in stages:
         with record.stage("evaluate"):

@@ -248,7 +248,7 @@ def test_a_failed_save_leaves_no_index_json_and_no_temp_file(built, tmp_path, mo
     with pytest.raises(OSError):
         index.save(tmp_path, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.faiss"]
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(IndexMismatchError, match="index.json is missing"):
         Index.load(tmp_path, {})
 
 

@@ -126,3 +126,30 @@ def test_ddp_on_two_cpu_processes_trains_once_and_evaluates_once(tiny_beir: Path
     assert (run_dir / "rlab.log").read_text().count("stage evaluate: done") == 1
     assert json.loads((run_dir / "metrics.json").read_text())["num_queries"] == 10
     assert (run_dir / "model" / "modules.json").is_file()
+
+
+def test_saved_index_is_reused_and_a_mismatched_one_refused(tiny_beir: Path, tmp_path: Path, tiny_args):
+    built = tmp_path / "built"
+    result = run_rlab([*tiny_args, "stages=[index,evaluate]", "index=hnsw"], built, tiny_beir)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    reused = tmp_path / "reused"
+    result = run_rlab([*tiny_args, "stages=[evaluate]", f"load_index={built / 'index'}"], reused, tiny_beir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(json.loads((reused / "stages.json").read_text())) == ["load_index", "evaluate"]
+    first, second = (json.loads((d / "metrics.json").read_text()) for d in (built, reused))
+    assert second["metrics"] == first["metrics"] and second["index"]["kind"] == "hnsw"
+    assert second["index"]["recall_vs_exact@10"] == first["index"]["recall_vs_exact@10"]
+
+    other_model = tmp_path / "other"
+    result = run_rlab([*tiny_args, "stages=[evaluate]", f"load_index={built / 'index'}", "seed=7"],
+                      other_model, tiny_beir)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rlab:")]
+    assert len(errors) == 1 and "embeddings_key" in errors[0] and "not built from this model" in errors[0]
+    assert not (other_model / "metrics.json").exists()
+
+
+def test_load_index_and_an_index_stage_together_are_rejected(tmp_path: Path, tiny_args):
+    result = run_rlab([*tiny_args, "load_index=/somewhere"], tmp_path / "run", timeout=300)
+    assert result.returncode == 2 and "load_index" in result.stderr

@@ -52,5 +52,6 @@ class RunSchema:
     logger: Optional[Any] = None
     callbacks: Optional[Any] = None
     optimized_metric: Optional[str] = None
+    load_index: Optional[str] = None
     encode_batch_size: int = 64
     progress: bool = True

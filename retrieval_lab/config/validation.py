@@ -32,8 +32,10 @@ def validate_config(cfg: DictConfig) -> None:
     unknown = [s for s in container["stages"] if s not in STAGES]
     if unknown:
         raise ConfigError("stages", f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
-    if "evaluate" in container["stages"] and "index" not in container["stages"]:
-        raise ConfigError("stages", "evaluate searches the index built in the same run: add index")
+    if "index" in container["stages"] and container["load_index"]:
+        raise ConfigError("load_index", "set, but stages also builds an index: drop one of them")
+    if "evaluate" in container["stages"] and not ("index" in container["stages"] or container["load_index"]):
+        raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
     _check_targets(container, "")
 
 

@@ -153,6 +153,8 @@ class Index(ABC):
         the saved kind is not a ``cls`` (``FlatIndex.load`` never returns an HNSW index).
         """
         directory = Path(directory)
+        if not (directory / INFO_FILE).is_file():
+            raise IndexMismatchError(f"no saved index in {directory} ({INFO_FILE} is missing)")
         info = json.loads((directory / INFO_FILE).read_text())
         for key, want in expected.items():
             if info.get(key) != want:

@@ -6,8 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.embedding_cache import CorpusEmbeddings, corpus_embeddings
-from retrieval_lab.index.base import Index
+from retrieval_lab.embedding_cache import (
+    CorpusEmbeddings,
+    cached_embeddings,
+    corpus_embeddings,
+    embeddings_key,
+)
+from retrieval_lab.index.base import Index, IndexMismatchError
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.record import atomic_write_text
 
@@ -43,4 +48,26 @@ def build_index(
     atomic_write_text(out_dir / "doc_ids.txt", "".join(f"{d}\n" for d in corpus.doc_ids))
     log.info("built a %s index over %d documents (dim %d, %d bytes) in %.2f s",
              index.kind, index.size, index.dim, index.nbytes(), index.build_seconds)
+    return index, corpus
+
+
+def load_index(
+    model: BiEncoder, dataset: BeirDataset, doc_template: str, cache_dir: Path, index_dir: Path
+) -> tuple[Index, CorpusEmbeddings]:
+    """The index saved in ``index_dir``, if it was built from this model's embeddings of this
+    corpus (else :class:`IndexMismatchError`), with the cached embeddings when still cached."""
+    key, _ = embeddings_key(model, dataset, doc_template)
+    doc_ids = list(dataset.corpus)
+    expected = {"dim": model.dim, "embeddings_key": key, "doc_ids_sha256": doc_ids_sha256(doc_ids)}
+    try:
+        index = Index.load(index_dir, expected)
+    except IndexMismatchError as err:
+        raise IndexMismatchError(
+            f"{err}: it was not built from this model's embeddings of {dataset.name}"
+        ) from None
+    corpus = cached_embeddings(key, cache_dir)
+    if corpus is None:
+        log.info("embeddings %s are no longer cached: recall vs exact search is not reported", key)
+        corpus = CorpusEmbeddings(key, index_dir, None, doc_ids, from_cache=False)
+    log.info("loaded a %s index of %d documents from %s", index.kind, index.size, index_dir)
     return index, corpus
