@@ -5,7 +5,6 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,5 +90,3 @@ TINY = ["model=tiny", "data.name=tiny", "data.download=false", "trainer.max_epoc
 def tiny_args() -> list[str]:
     return list(TINY)
 
-
-RunFn = Callable[..., subprocess.CompletedProcess]
