@@ -9,7 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.record import RunRecord, atomic_write_json, atomic_write_text
+from retrieval_lab.atomic import atomic_write_json, atomic_write_text
+from retrieval_lab.record import RunRecord
 from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.train import train
 

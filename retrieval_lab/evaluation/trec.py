@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 
+from retrieval_lab.atomic import atomic_write_text
 from retrieval_lab.errors import DataError
 
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score
@@ -18,7 +18,7 @@ def trec_order(docs: dict[str, float]) -> list[tuple[str, float]]:
 
 
 def write_run(path: str | os.PathLike[str], run: Run, tag: str = "rlab") -> None:
-    """Write ``run`` atomically (temp file in the same directory, then ``os.replace``).
+    """Write ``run`` atomically (a crash never leaves half a run file).
 
     Scores are written with ``repr(float(score))``: the shortest decimal string that parses
     back to the identical double, so float32 and float64 scores round-trip bit-exactly
@@ -34,15 +34,7 @@ def write_run(path: str | os.PathLike[str], run: Run, tag: str = "rlab") -> None
             if math.isnan(score):
                 raise ValueError(f"NaN score for query {qid!r}, doc {doc_id!r}")
             lines.append(f"{qid} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, "".join(lines))
 
 
 def read_run(path: str | os.PathLike[str]) -> Run:

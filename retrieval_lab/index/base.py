@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from retrieval_lab.record import atomic_write_json
+from retrieval_lab.atomic import atomic_path, atomic_write_json
 
 INFO_FILE = "index.json"
 _KINDS: dict[str, type["Index"]] = {}
@@ -133,15 +132,9 @@ class Index(ABC):
             raise ValueError(f"metadata may not set the index's own fields {clash}")
         directory.mkdir(parents=True, exist_ok=True)
         (directory / INFO_FILE).unlink(missing_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.file_name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            self._write(Path(tmp))
+        with atomic_path(directory / self.file_name) as tmp:
+            self._write(tmp)
             info["nbytes"] = os.path.getsize(tmp)
-            os.replace(tmp, directory / self.file_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         atomic_write_json(directory / INFO_FILE, {**info, **metadata})
 
     @classmethod

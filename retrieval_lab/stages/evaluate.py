@@ -12,7 +12,7 @@ from retrieval_lab.evaluation import DEFAULT_METRICS, evaluate, write_run
 from retrieval_lab.index.base import Index
 from retrieval_lab.index_profile import profile_index
 from retrieval_lab.models.bi_encoder import BiEncoder
-from retrieval_lab.record import atomic_write_json, atomic_write_text
+from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.search import search
 
 log = logging.getLogger(__name__)

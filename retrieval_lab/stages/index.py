@@ -14,7 +14,7 @@ from retrieval_lab.embedding_cache import (
 )
 from retrieval_lab.index.base import Index, IndexMismatchError
 from retrieval_lab.models.bi_encoder import BiEncoder
-from retrieval_lab.record import atomic_write_text
+from retrieval_lab.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
