@@ -13,18 +13,21 @@ def profile_index(
     corpus: np.ndarray | None,
     queries: np.ndarray,
     k: int,
+    search_seconds: float,
     recall_ks: tuple[int, ...] = (10, 100),
     latency_queries: int = 1000,
 ) -> dict[str, float | int | str]:
     """Recall of ``index`` against exact inner-product search, per-query latency (queries one at
-    a time, as an online service sees them), batch throughput, size and build time. Without the
+    a time, as an online service sees them), throughput of the batch search that took
+    ``search_seconds`` (the evaluation's own, not repeated here), size and build time. Without the
     ``corpus`` embeddings, recall against exact search is left out."""
+    nbytes = index.nbytes()  # serializes the index: once
     report: dict[str, float | int | str] = {
         "kind": index.kind,
         "size": index.size,
-        "nbytes": index.nbytes(),
-        "bytes_per_doc": round(index.nbytes() / index.size, 2),
-        "code_bytes_per_doc": round((index.nbytes() - index.fixed_nbytes()) / index.size, 2),
+        "nbytes": nbytes,
+        "bytes_per_doc": round(nbytes / index.size, 2),
+        "code_bytes_per_doc": round((nbytes - index.fixed_nbytes()) / index.size, 2),
         "build_seconds": round(index.build_seconds or 0.0, 4),
     }
     depth = max(recall_ks)
@@ -42,12 +45,9 @@ def profile_index(
         start = time.perf_counter()
         index.search(query[None, :], k)
         timings.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    index.search(queries, k)
-    batch_seconds = time.perf_counter() - start
     report.update({
         "latency_ms_p50": round(float(np.percentile(timings, 50)) * 1000, 4),
         "latency_ms_p95": round(float(np.percentile(timings, 95)) * 1000, 4),
-        "qps": round(len(queries) / batch_seconds, 1),
+        "qps": round(len(queries) / search_seconds, 1),
     })
     return report

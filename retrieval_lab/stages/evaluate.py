@@ -1,6 +1,7 @@
 """Stage ``evaluate``: search the index with the split's queries, write the run, score it."""
 
 import logging
+import time
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
@@ -62,6 +63,7 @@ class Evaluator:
         query_ids = list(queries)
         embeddings = encode_texts(model, list(queries.values()), "query", batch_size, progress)
         doc_ids = corpus.doc_ids
+        start = time.perf_counter()
         if self.ignore_identical_ids:
             # One extra hit per query, so k remain once the query's own id is dropped.
             run = search(index, embeddings, query_ids, doc_ids, self.k + 1)
@@ -69,6 +71,7 @@ class Evaluator:
                    for q, docs in run.items()}
         else:
             run = search(index, embeddings, query_ids, doc_ids, self.k)
+        search_seconds = time.perf_counter() - start
         write_run(run_dir / "run.trec", run)
         overall, per_query = evaluate(dataset.qrels[self.split], run, self.metrics)
         rows = ["query_id\t" + "\t".join(self.metrics)]
@@ -78,7 +81,7 @@ class Evaluator:
                   "num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
             record["index"] = profile_index(index, corpus.embeddings, embeddings, self.k,
-                                            latency_queries=self.latency_queries)
+                                            search_seconds, latency_queries=self.latency_queries)
             log.info("index %s", record["index"])
         atomic_write_json(run_dir / "metrics.json", record)
         log.info("%s/%s: %s", dataset.name, self.split,
