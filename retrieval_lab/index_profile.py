@@ -1,11 +1,14 @@
 """What an index costs and how close it is to exact search: the trade-off beside the metrics."""
 
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from retrieval_lab.index.base import Index, recall_vs_exact
 from retrieval_lab.index.flat import FlatIndex
+from retrieval_lab.lexical import BM25Index
 
 
 def profile_index(
@@ -40,14 +43,39 @@ def profile_index(
         _, rows = index.search(queries, depth)
         report.update({f"recall_vs_exact@{r}": round(recall_vs_exact(exact_rows, rows, r), 6)
                        for r in recall_ks})
+    report.update(_latency(lambda query: index.search(query[None, :], k), queries[:latency_queries]))
+    report["qps"] = round(len(queries) / search_seconds, 1)
+    return report
+
+
+def profile_bm25_index(
+    index: BM25Index, queries: Sequence[str], k: int, search_seconds: float,
+    latency_queries: int = 1000,
+) -> dict[str, float | int | str]:
+    """The same report for a BM25 index, less recall against exact search (BM25 is exact):
+    size of its score matrix, build time, per-query latency (query analysis included), QPS."""
+    nbytes = index.nbytes()
+    report: dict[str, float | int | str] = {
+        "kind": index.kind,
+        "size": index.size,
+        "nbytes": nbytes,
+        "bytes_per_doc": round(nbytes / index.size, 2),
+        "build_seconds": round(index.build_seconds or 0.0, 4),
+    }
+    report.update(_latency(lambda query: index.search([query], k), queries[:latency_queries]))
+    report["qps"] = round(len(queries) / search_seconds, 1)
+    return report
+
+
+def _latency(search_one: Callable[[Any], Any], queries: Sequence[Any]) -> dict[str, float]:
+    """p50 / p95 milliseconds of ``search_one`` over ``queries``, one at a time, as an online
+    service sees them."""
     timings = []
-    for query in queries[:latency_queries]:
+    for query in queries:
         start = time.perf_counter()
-        index.search(query[None, :], k)
+        search_one(query)
         timings.append(time.perf_counter() - start)
-    report.update({
+    return {
         "latency_ms_p50": round(float(np.percentile(timings, 50)) * 1000, 4),
         "latency_ms_p95": round(float(np.percentile(timings, 95)) * 1000, 4),
-        "qps": round(len(queries) / search_seconds, 1),
-    })
-    return report
+    }

@@ -3,20 +3,33 @@
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+
+import numpy as np
 
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
-from retrieval_lab.evaluation import DEFAULT_METRICS, evaluate, write_run
+from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
 from retrieval_lab.index.base import Index
-from retrieval_lab.index_profile import profile_index
+from retrieval_lab.index_profile import profile_bm25_index, profile_index
+from retrieval_lab.lexical import BM25Index
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.search import search
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Retrieval:
+    """What one query set retrieved, and what the index profile needs of it."""
+
+    run: Run
+    seconds: float  # the search itself (a dense model's query encoding is not counted)
+    query_embeddings: np.ndarray | None  # None for a lexical index
 
 
 class Evaluator:
@@ -51,27 +64,23 @@ class Evaluator:
 
     def __call__(
         self,
-        model: BiEncoder,
+        model: BiEncoder | BM25Index,
         dataset: BeirDataset,
-        index: Index,
-        corpus: CorpusEmbeddings,
+        index: Index | BM25Index,
+        corpus: CorpusEmbeddings | None,
         run_dir: Path,
         batch_size: int,
         progress: bool,
     ) -> dict[str, float]:
         queries = dataset.split_queries(self.split)
-        query_ids = list(queries)
-        embeddings = encode_texts(model, list(queries.values()), "query", batch_size, progress)
-        doc_ids = corpus.doc_ids
-        start = time.perf_counter()
+        # One extra hit per query with ignore_identical_ids, so k remain once the query's own
+        # id is dropped.
+        depth = self.k + 1 if self.ignore_identical_ids else self.k
+        retrieval = self.retrieve(model, index, corpus, queries, depth, batch_size, progress)
+        run = retrieval.run
         if self.ignore_identical_ids:
-            # One extra hit per query, so k remain once the query's own id is dropped.
-            run = search(index, embeddings, query_ids, doc_ids, self.k + 1)
             run = {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k))
                    for q, docs in run.items()}
-        else:
-            run = search(index, embeddings, query_ids, doc_ids, self.k)
-        search_seconds = time.perf_counter() - start
         write_run(run_dir / "run.trec", run)
         overall, per_query = evaluate(dataset.qrels[self.split], run, self.metrics)
         rows = ["query_id\t" + "\t".join(self.metrics)]
@@ -80,10 +89,37 @@ class Evaluator:
         record = {"dataset": dataset.name, "split": self.split, "k": self.k,
                   "num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
-            record["index"] = profile_index(index, corpus.embeddings, embeddings, self.k,
-                                            search_seconds, latency_queries=self.latency_queries)
+            if isinstance(index, BM25Index):
+                record["index"] = profile_bm25_index(index, list(queries.values()), self.k,
+                                                     retrieval.seconds, self.latency_queries)
+            else:
+                record["index"] = profile_index(
+                    index, corpus.embeddings, retrieval.query_embeddings, self.k,
+                    retrieval.seconds, latency_queries=self.latency_queries)
             log.info("index %s", record["index"])
         atomic_write_json(run_dir / "metrics.json", record)
         log.info("%s/%s: %s", dataset.name, self.split,
                  "  ".join(f"{m} {overall[m]:.4f}" for m in self.metrics))
         return overall
+
+    @staticmethod
+    def retrieve(
+        model: BiEncoder | BM25Index,
+        index: Index | BM25Index,
+        corpus: CorpusEmbeddings | None,
+        queries: dict[str, str],
+        k: int,
+        batch_size: int,
+        progress: bool,
+    ) -> Retrieval:
+        """The top ``k`` documents of each query (id -> text): a BM25 index is searched with the
+        query texts, a dense index with their embeddings under ``model``."""
+        query_ids = list(queries)
+        if isinstance(index, BM25Index):
+            start = time.perf_counter()
+            hits = index.search(list(queries.values()), k)
+            return Retrieval(dict(zip(query_ids, hits)), time.perf_counter() - start, None)
+        embeddings = encode_texts(model, list(queries.values()), "query", batch_size, progress)
+        start = time.perf_counter()
+        run = search(index, embeddings, query_ids, corpus.doc_ids, k)
+        return Retrieval(run, time.perf_counter() - start, embeddings)

@@ -1,11 +1,12 @@
-"""Stage ``index``: corpus embeddings (from the cache, or encoded once), then the configured index."""
+"""Stage ``index``: corpus embeddings (from the cache, or encoded once), then the configured index;
+for a lexical model (BM25) the model's own index over the corpus texts instead."""
 
 import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.embedding_cache import (
     CorpusEmbeddings,
     cached_embeddings,
@@ -13,6 +14,7 @@ from retrieval_lab.embedding_cache import (
     embeddings_key,
 )
 from retrieval_lab.index.base import Index, IndexMismatchError
+from retrieval_lab.lexical import BM25Index, corpus_sha256
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.atomic import atomic_write_text
 
@@ -24,7 +26,7 @@ def doc_ids_sha256(doc_ids: list[str]) -> str:
 
 
 def build_index(
-    model: BiEncoder,
+    model: BiEncoder | BM25Index,
     dataset: BeirDataset,
     make_index: Callable[..., Index],
     doc_template: str,
@@ -32,9 +34,15 @@ def build_index(
     out_dir: Path,
     batch_size: int,
     progress: bool,
-) -> tuple[Index, CorpusEmbeddings]:
+) -> tuple[Index | BM25Index, CorpusEmbeddings | None]:
     """Builds the index over the corpus embeddings and saves it, with the doc id of each row and
-    the metadata (embeddings key, doc ids hash) that later loads are checked against."""
+    the metadata (embeddings key, doc ids hash) that later loads are checked against.
+
+    A BM25 model is its own index: it is built over the documents' texts (no embeddings, so
+    ``make_index`` and the cache are unused) and returned with no corpus embeddings.
+    """
+    if isinstance(model, BM25Index):
+        return build_bm25_index(model, dataset, doc_template, out_dir, progress), None
     corpus = corpus_embeddings(model, dataset, doc_template, cache_dir, batch_size, progress=progress)
     index = make_index(dim=corpus.embeddings.shape[1])
     index.build(corpus.embeddings)
@@ -51,11 +59,37 @@ def build_index(
     return index, corpus
 
 
+def build_bm25_index(
+    model: BM25Index, dataset: BeirDataset, doc_template: str, out_dir: Path, progress: bool
+) -> BM25Index:
+    """``model`` built over the corpus texts (``doc_template``) and saved in ``out_dir``."""
+    if model.size:
+        raise RuntimeError("build_bm25_index needs an empty BM25Index")
+    doc_ids = list(dataset.corpus)
+    model.build(doc_ids, [document_text(dataset.corpus[d], doc_template) for d in doc_ids], progress)
+    model.save(out_dir, {"dataset": dataset.name, "doc_template": doc_template})
+    log.info("built a bm25 index over %d documents (%d bytes) in %.2f s",
+             model.size, model.nbytes(), model.build_seconds)
+    return model
+
+
 def load_index(
-    model: BiEncoder, dataset: BeirDataset, doc_template: str, cache_dir: Path, index_dir: Path
-) -> tuple[Index, CorpusEmbeddings]:
+    model: BiEncoder | BM25Index, dataset: BeirDataset, doc_template: str, cache_dir: Path,
+    index_dir: Path,
+) -> tuple[Index | BM25Index, CorpusEmbeddings | None]:
     """The index saved in ``index_dir``, if it was built from this model's embeddings of this
-    corpus (else :class:`IndexMismatchError`), with the cached embeddings when still cached."""
+    corpus (else :class:`IndexMismatchError`), with the cached embeddings when still cached.
+    For a BM25 model: the saved BM25 index, if built with its parameters over this corpus."""
+    if isinstance(model, BM25Index):
+        doc_ids = list(dataset.corpus)
+        texts = [document_text(dataset.corpus[d], doc_template) for d in doc_ids]
+        expected = {"params": model.params, "corpus_sha256": corpus_sha256(doc_ids, texts)}
+        try:
+            index = BM25Index.load(index_dir, expected)
+        except IndexMismatchError as err:
+            raise IndexMismatchError(f"{err}: it was not built by this model over {dataset.name}") from None
+        log.info("loaded a bm25 index of %d documents from %s", index.size, index_dir)
+        return index, None
     key, _ = embeddings_key(model, dataset, doc_template)
     doc_ids = list(dataset.corpus)
     expected = {"dim": model.dim, "embeddings_key": key, "doc_ids_sha256": doc_ids_sha256(doc_ids)}
