@@ -23,6 +23,7 @@ import torch
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     spec.pop("truncation", None)
     spec.pop("padding", None)
     return json.dumps(spec, sort_keys=True)
-
-
-def file_sha256(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[str, dict]:

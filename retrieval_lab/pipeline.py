@@ -2,6 +2,7 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -10,17 +11,44 @@ from omegaconf import DictConfig, OmegaConf
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
-from retrieval_lab.record import RunRecord
+from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
+from retrieval_lab.record import RECORD_FILE, RunRecord
 from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.train import train
+from retrieval_lab.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
 
-def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
-    """Runs the configured stages in their fixed order; returns the evaluation metrics (or {})."""
+def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = None) -> dict[str, float]:
+    """Runs the configured stages in their fixed order; returns the evaluation metrics and the
+    last validation metrics of training (``val/<metric>``), where those stages ran.
+
+    ``job`` describes how the run was launched (overrides, sweep); it goes into the run record.
+    """
     stages = [s for s in STAGES if s in cfg.stages]
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    record = RunRecord(
+        run_dir, task_name=cfg.task_name, seed=cfg.seed, stages_requested=stages, **(job or {}),
+        git=git_state(Path(cfg.paths.root_dir)), versions=package_versions(), hardware=hardware(),
+    )
+    tracker = Tracker([instantiate(c) for c in (cfg.logger or {}).values() if c is not None])
+    try:
+        tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
+        results = _run_stages(cfg, stages, run_dir, record, tracker)
+    except BaseException as err:
+        record.fail(err)
+        tracker.close("failed")
+        raise
+    record.finish()
+    tracker.log_files(run_dir, ["run.trec", "metrics.json", "metrics_per_query.tsv", RECORD_FILE])
+    tracker.close("success")
+    return results
+
+
+def _run_stages(
+    cfg: DictConfig, stages: list[str], run_dir: Path, record: RunRecord, tracker: Tracker
+) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     evaluator = instantiate(cfg.evaluator)
     splits = []
@@ -31,17 +59,24 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
     dataset = load_beir(cfg.data.root, cfg.data.name, splits, download=cfg.data.download)
     log.info("loaded %s: %d docs, %d queries, splits %s",
              dataset.name, len(dataset.corpus), len(dataset.queries), splits)
+    record.update(data={"name": dataset.name, "path": str(dataset.path),
+                        "sha256": data_checksums(dataset.path, splits)})
     model = instantiate(cfg.model)
     atomic_write_json(run_dir / "encoding.json", model.encoding_contract())
 
-    record = RunRecord(run_dir)
-    metrics: dict[str, float] = {}
+    results: dict[str, float] = {}
+    step = 0
     if "train" in stages:
         with record.stage("train"):
-            is_global_zero = train(cfg, model, dataset, run_dir)
-        if not is_global_zero:
+            trainer = train(cfg, model, dataset, run_dir, tracker.loggers)
+        step = trainer.global_step
+        _log_stage(tracker, record, "train", step)
+        validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        record.update(validation=validation)
+        results.update(validation)
+        if not trainer.is_global_zero:
             log.info("training done on this rank; rank 0 indexes and evaluates")
-            return metrics
+            return results
     if "index" in stages:
         with record.stage("index"):
             index, corpus = build_index(
@@ -49,6 +84,7 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
                 Path(cfg.paths.cache_dir) / "embeddings", run_dir / "index",
                 cfg.encode_batch_size, cfg.progress,
             )
+        _log_stage(tracker, record, "index", step)
     elif cfg.load_index:
         with record.stage("load_index"):
             index, corpus = load_index(
@@ -60,4 +96,14 @@ def run_pipeline(cfg: DictConfig, run_dir: Path) -> dict[str, float]:
             metrics = evaluator(
                 model, dataset, index, corpus, run_dir, cfg.encode_batch_size, cfg.progress
             )
-    return metrics
+        _log_stage(tracker, record, "evaluate", step)
+        tracker.log_metrics({f"{evaluator.split}/{name}": value for name, value in metrics.items()}, step)
+        record.update(metrics=metrics)
+        results.update(metrics)
+    return results
+
+
+def _log_stage(tracker: Tracker, record: RunRecord, name: str, step: int) -> None:
+    entry = record.data["stages"][name]
+    tracker.log_metrics({f"stage/{name}/seconds": entry["seconds"],
+                         f"stage/{name}/peak_rss_mb": entry["peak_rss_mb"]}, step)

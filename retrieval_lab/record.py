@@ -1,16 +1,27 @@
-"""The run record: per-stage status, wall time and peak memory of a run."""
+"""The run record, ``run.json``: what ran, how each stage went, and what it measured.
+
+It holds the overrides, seed, git commit and dirty flag, package versions, hardware, data file
+checksums, status, wall time and peak memory per stage, and the overall metrics (the per-query
+metrics and the TREC run file lie beside it, named under ``files``). It is rewritten atomically at
+every change, so a run that crashes or is killed leaves a complete record saying where it stopped.
+"""
 
 import logging
 import resource
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from retrieval_lab.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
+
+RECORD_FILE = "run.json"
 
 
 def _peak_rss_mb() -> float:
@@ -18,19 +29,35 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class RunRecord:
-    """Collects per-stage wall time and peak memory; rewrites ``stages.json`` after every stage."""
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.stages: dict[str, dict[str, Any]] = {}
+
+class RunRecord:
+    """Builds ``<run_dir>/run.json``; ``fields`` are the run's description (overrides, seed, ...).
+    Only the global rank 0 writes it: the other ranks of a distributed run share its directory."""
+
+    def __init__(self, run_dir: str | Path, **fields: Any) -> None:
+        self.path = Path(run_dir) / RECORD_FILE
+        self._writes = rank_zero_only.rank == 0
+        self._start = time.perf_counter()
+        self.data: dict[str, Any] = {
+            "status": "running", "error": None, "started_at": _now(), "finished_at": None,
+            "wall_seconds": None, **fields, "stages": {}, "validation": {}, "metrics": {}, "files": [],
+        }
+        self._write()
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self._write()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         log.info("stage %s: start", name)
         start = time.perf_counter()
         entry: dict[str, Any] = {"status": "running"}
-        self.stages[name] = entry
+        self.data["stages"][name] = entry
+        self._write()
         try:
             yield
             entry["status"] = "done"
@@ -41,4 +68,21 @@ class RunRecord:
             entry["seconds"] = round(time.perf_counter() - start, 3)
             entry["peak_rss_mb"] = round(_peak_rss_mb(), 1)
             log.info("stage %s: %s in %.1f s", name, entry["status"], entry["seconds"])
-            atomic_write_json(self.run_dir / "stages.json", self.stages)
+            self._write()
+
+    def finish(self) -> None:
+        files = ("config.yaml", "encoding.json", "metrics.json", "metrics_per_query.tsv", "run.trec",
+                 "model", "index", "checkpoints")
+        self._close("done", files=[name for name in files if (self.path.parent / name).exists()])
+
+    def fail(self, error: BaseException) -> None:
+        self._close("failed", error=f"{type(error).__name__}: {error}")
+
+    def _close(self, status: str, **fields: Any) -> None:
+        self.data.update(status=status, finished_at=_now(),
+                         wall_seconds=round(time.perf_counter() - self._start, 3), **fields)
+        self._write()
+
+    def _write(self) -> None:
+        if self._writes:
+            atomic_write_json(self.path, self.data)

@@ -17,21 +17,24 @@ REPO = Path(__file__).resolve().parents[1]
 SCIFACT_ROOT = Path(os.environ.get("RLAB_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
-def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    """The real conf/ tree composed as `rlab <overrides>` would, without running anything."""
+def compose_config(overrides: list[str] | None = None, with_hydra: bool = False) -> DictConfig:
+    """The real conf/ tree composed as `rlab <overrides>` would, without running anything;
+    ``with_hydra`` keeps Hydra's own node (launcher, sweeper, ...)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides or [])
+        return compose("train", overrides=overrides or [], return_hydra_config=with_hydra)
 
 
 def run_rlab(args: list[str], run_dir: Path, data_root: Path | None = None,
-             timeout: int = 1800) -> subprocess.CompletedProcess:
-    """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir``; runs whose
-    directories share a parent share an embedding cache (``<parent>/cache``)."""
+             timeout: int = 1800, multirun: bool = False) -> subprocess.CompletedProcess:
+    """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir`` (the sweep
+    directory with ``multirun``); runs whose directories share a parent share an embedding cache
+    (``<parent>/cache``)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if data_root is not None:
         env["RLAB_DATA_DIR"] = str(data_root)
+    where = ["-m", f"hydra.sweep.dir={run_dir}"] if multirun else [f"hydra.run.dir={run_dir}"]
     return subprocess.run(
-        [sys.executable, "-m", "retrieval_lab", f"hydra.run.dir={run_dir}",
+        [sys.executable, "-m", "retrieval_lab", *where,
          f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )

@@ -1,6 +1,7 @@
 """End to end through the CLI on a tiny BEIR dataset: the run directory and its contents."""
 
 import csv
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -28,15 +29,31 @@ def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_run_directory_holds_the_whole_record(tiny_run):
-    run_dir, _ = tiny_run
+    run_dir, root = tiny_run
     for name in ["config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json",
-                 "metrics_per_query.tsv", "run.trec", "rlab.log", "stages.json", "encoding.json",
+                 "metrics_per_query.tsv", "run.trec", "rlab.log", "run.json", "encoding.json",
                  "model/modules.json", "index/index.faiss", "index/index.json", "index/doc_ids.txt",
                  "checkpoints/last.ckpt", "csv/metrics.csv"]:
         assert (run_dir / name).is_file(), name
-    stages = json.loads((run_dir / "stages.json").read_text())
+    record = json.loads((run_dir / "run.json").read_text())
+    stages = record["stages"]
     assert list(stages) == ["train", "index", "evaluate"]
     assert all(s["status"] == "done" and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in stages.values())
+    assert record["status"] == "done" and record["error"] is None and record["wall_seconds"] > 0
+    assert record["seed"] == 42 and "model=tiny" in record["overrides"]
+    assert record["overrides"] == yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert record["job"] == {"mode": "RUN", "num": None, "sweep_dir": None}
+    assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
+    assert {"python", "torch", "transformers", "faiss-cpu", "retrieval_lab"} <= set(record["versions"])
+    assert record["hardware"]["cpu_count"] >= 1 and record["hardware"]["memory_gb"] > 0
+    data = root / "tiny"
+    assert record["data"]["sha256"] == {
+        name: hashlib.sha256((data / name).read_bytes()).hexdigest()
+        for name in ["corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/test.tsv"]
+    }
+    assert record["metrics"] == json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    assert set(record["validation"]) == {"val/ndcg@10", "val/recall@100"}
+    assert {"metrics.json", "metrics_per_query.tsv", "run.trec", "model"} <= set(record["files"])
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["random_init"] is True and config["trainer"]["max_epochs"] == 2
     assert "stage evaluate: done" in (run_dir / "rlab.log").read_text()
@@ -86,7 +103,7 @@ def test_zero_shot_stages_skip_training(tiny_beir: Path, tmp_path: Path, tiny_ar
     run_dir = tmp_path / "zs"
     result = run_rlab([*tiny_args, "stages=[index,evaluate]"], run_dir, tiny_beir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert list(json.loads((run_dir / "stages.json").read_text())) == ["index", "evaluate"]
+    assert list(json.loads((run_dir / "run.json").read_text())["stages"]) == ["index", "evaluate"]
     assert not (run_dir / "model").exists() and not (run_dir / "checkpoints").exists()
     assert (run_dir / "metrics.json").is_file()
 
@@ -101,7 +118,9 @@ def test_bad_data_exits_with_file_and_line(tiny_beir: Path, tmp_path: Path, tiny
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("rlab:")]
     assert len(errors) == 1 and f"{corpus}:3: malformed JSON" in errors[0], result.stderr
-    assert not (run_dir / "metrics.json").exists() and not (run_dir / "stages.json").exists()
+    assert not (run_dir / "metrics.json").exists()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and "malformed JSON" in record["error"] and record["stages"] == {}
 
 
 def test_missing_dataset_says_where_to_put_it(tmp_path: Path, tiny_args):
@@ -136,7 +155,7 @@ def test_saved_index_is_reused_and_a_mismatched_one_refused(tiny_beir: Path, tmp
     reused = tmp_path / "reused"
     result = run_rlab([*tiny_args, "stages=[evaluate]", f"load_index={built / 'index'}"], reused, tiny_beir)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert list(json.loads((reused / "stages.json").read_text())) == ["load_index", "evaluate"]
+    assert list(json.loads((reused / "run.json").read_text())["stages"]) == ["load_index", "evaluate"]
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (built, reused))
     assert second["metrics"] == first["metrics"] and second["index"]["kind"] == "hnsw"
     assert second["index"]["recall_vs_exact@10"] == first["index"]["recall_vs_exact@10"]

@@ -38,6 +38,7 @@ class DataSchema:
 @dataclass
 class RunSchema:
     task_name: str = MISSING
+    tags: list[str] = field(default_factory=list)
     seed: int = MISSING
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     data: DataSchema = field(default_factory=DataSchema)

@@ -36,7 +36,37 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("load_index", "set, but stages also builds an index: drop one of them")
     if "evaluate" in container["stages"] and not ("index" in container["stages"] or container["load_index"]):
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
+    if "train" in container["stages"]:
+        _check_trainable(container["model"])
+    _check_optimized_metric(container)
     _check_targets(container, "")
+
+
+def _check_optimized_metric(container: dict[str, Any]) -> None:
+    """The metric a sweep optimizes must be one the run measures, or every trial returns nothing."""
+    metric = container.get("optimized_metric")
+    if not metric:
+        return
+    if metric.startswith("val/"):
+        validation = (container.get("callbacks") or {}).get("retrieval_validation") or {}
+        if "train" not in container["stages"] or not container["data"]["val_queries"] or not validation:
+            raise ConfigError("optimized_metric", f"{metric!r} is measured on held-out train queries: "
+                              "it needs the train stage, data.val_queries > 0 and callbacks.retrieval_validation")
+        measured, where = [f"val/{m}" for m in validation.get("metrics", [])], "callbacks.retrieval_validation.metrics"
+    elif "evaluate" in container["stages"] and "metrics" in container["evaluator"]:
+        measured, where = list(container["evaluator"]["metrics"]), "evaluator.metrics"
+    else:
+        return  # nothing evaluated: the run returns no metric
+    if metric not in measured:
+        raise ConfigError("optimized_metric", f"{metric!r} is not measured; {where} gives {measured}")
+
+
+def _check_trainable(model: Any) -> None:
+    """A model whose class sets ``trainable = False`` (BM25: no weights) cannot be trained."""
+    target = model.get("_target_") if isinstance(model, Mapping) else None
+    if target and not getattr(_import_target(target, "model"), "trainable", True):
+        raise ConfigError("stages", f"includes train, but model ({target}) has nothing to train: "
+                          "use stages=[index,evaluate]")
 
 
 def _check_targets(node: Any, path: str) -> None:
@@ -128,4 +158,6 @@ def _matches(value: Any, hint: Any) -> bool | None:
 
 
 def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is not None:  # Literal[...], Optional[...], list[str]: in full
+        return str(hint).replace("typing.", "")
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -3,8 +3,10 @@
 import logging
 from pathlib import Path
 
+import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger
 
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.data.datamodule import ContrastiveDataModule
@@ -15,9 +17,12 @@ from retrieval_lab.training.module import RetrieverModule
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path) -> bool:
-    """Fits ``model`` in place; returns whether this process is the global rank 0, the one that
-    exports the model and carries on with the later stages."""
+def train(
+    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path, loggers: list[Logger]
+) -> pl.Trainer:
+    """Fits ``model`` in place, logging to ``loggers``; returns the trainer, whose
+    ``is_global_zero`` tells whether this process is the one that exports the model and carries
+    on with the later stages."""
     data = cfg.data
     datamodule = ContrastiveDataModule(
         dataset,
@@ -44,10 +49,9 @@ def train(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path
         scheduler=instantiate(cfg.scheduler),
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c is not None]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
         path = export_model(model, run_dir / "model")
         log.info("exported the trained model to %s", path)
-    return trainer.is_global_zero
+    return trainer
