@@ -1,10 +1,15 @@
-"""Acceptance on the real SciFact: zero-shot reproduces MTEB, the default run beats it.
+"""Acceptance on the real SciFact: every pinned reproduction of conf/reproduce/scifact.yaml is OK or
+OKish (zero-shot MiniLM reproduces MTEB, BM25 reproduces bm25s, the default fine-tune its pinned
+seed-42 figure), and the run directories it keeps pass the checks below.
 
-Each run goes through the CLI exactly as a user types it; the two runs are shared by the tests
-below (module-scoped), so the suite encodes SciFact's corpus twice in all.
+`rlab-reproduce scifact` runs once for the module (module-scoped), each row through the CLI exactly
+as a user types it; the suite encodes SciFact's corpus twice in all.
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,49 +19,70 @@ from sentence_transformers import SentenceTransformer
 
 from retrieval_lab.data.beir import document_text, load_beir
 from retrieval_lab.evaluation import read_run
-from tests.conftest import run_rlab
+from retrieval_lab.reproduce import OK, OKISH
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.scifact
+
+ROWS = ["minilm_zero_shot", "bm25", "bm25_no_stemmer", "minilm_fine_tune"]
+
+
+@pytest.fixture(scope="module")
+def reproduction(scifact_root, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """`rlab-reproduce scifact`: (its process, its output directory)."""
+    tmp = tmp_path_factory.mktemp("scifact")
+    out = tmp / "reproduce"
+    result = subprocess.run(
+        [sys.executable, "-m", "retrieval_lab.reproduce", "scifact", "--output-dir", str(out),
+         f"paths.cache_dir={tmp / 'cache'}", "progress=false"],
+        cwd=REPO, env=dict(os.environ, RLAB_DATA_DIR=str(scifact_root), PYTHONUNBUFFERED="1"),
+        capture_output=True, text=True, timeout=3600, check=False,
+    )
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def run_dirs(reproduction) -> dict[str, Path]:
+    """Row name -> its kept run directory."""
+    result, out = reproduction
+    assert (out / "reproduce.json").is_file(), result.stdout + result.stderr[-3000:]
+    rows = json.loads((out / "reproduce.json").read_text())["rows"]
+    return {row["name"]: Path(row["run_dir"]) for row in rows}
 
 
 def _metrics(run_dir: Path) -> dict[str, float]:
     return json.loads((run_dir / "metrics.json").read_text())["metrics"]
 
 
-@pytest.fixture(scope="module")
-def zero_shot(scifact_root, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("scifact") / "zero_shot"
-    result = run_rlab(["stages=[index,evaluate]"], run_dir, scifact_root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+def _stages(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())["stages"]
 
 
-@pytest.fixture(scope="module")
-def default_run(scifact_root, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("scifact") / "default"
-    result = run_rlab([], run_dir, scifact_root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+def test_every_pinned_reproduction_is_ok_or_okish(reproduction):
+    result, out = reproduction
+    summary = json.loads((out / "reproduce.json").read_text())
+    assert [row["name"] for row in summary["rows"]] == ROWS
+    statuses = {(row["name"], c["metric"]): c["status"] for row in summary["rows"] for c in row["checks"]}
+    assert all(s in (OK, OKISH) for s in statuses.values()), result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
 
 
-def test_zero_shot_minilm_reproduces_the_mteb_figure(zero_shot):
-    metrics = _metrics(zero_shot)
-    assert metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.0005)
-    assert metrics["recall@100"] == pytest.approx(0.925, abs=0.001)
+def test_default_fine_tune_beats_zero_shot(run_dirs):
+    assert list(_stages(run_dirs["minilm_fine_tune"])) == ["train", "index", "evaluate"]
+    assert list(_stages(run_dirs["minilm_zero_shot"])) == ["index", "evaluate"]
+    fine_tuned = _metrics(run_dirs["minilm_fine_tune"])["ndcg@10"]
+    assert fine_tuned >= 0.665 and fine_tuned > _metrics(run_dirs["minilm_zero_shot"])["ndcg@10"]
 
 
-def test_default_fine_tune_beats_zero_shot(default_run):
-    stages = json.loads((default_run / "stages.json").read_text())
-    assert list(stages) == ["train", "index", "evaluate"]
-    assert _metrics(default_run)["ndcg@10"] >= 0.665
-
-
-@pytest.mark.parametrize("which", ["zero_shot", "default_run"])
-def test_metrics_agree_with_pytrec_eval_on_the_run_file(which, request, scifact_root):
-    run_dir = request.getfixturevalue(which)
+@pytest.mark.parametrize("row", ["minilm_zero_shot", "minilm_fine_tune", "bm25"])
+def test_metrics_agree_with_pytrec_eval_on_the_run_file(row, run_dirs, scifact_root):
+    run_dir = run_dirs[row]
     qrels = load_beir(scifact_root, "scifact", ["test"], download=False).qrels["test"]
     run = read_run(run_dir / "run.trec")
-    assert all(len(docs) == 1000 for docs in run.values())
+    if row == "bm25":  # only documents sharing a term with the query
+        assert all(0 < len(docs) <= 1000 for docs in run.values())
+    else:
+        assert all(len(docs) == 1000 for docs in run.values())
     measures = {"ndcg_cut.10", "recall.10", "recall.100", "map_cut.100"}
     trec = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     top10 = {q: dict(sorted(d.items(), key=lambda x: (x[1], x[0]), reverse=True)[:10]) for q, d in run.items()}
@@ -73,7 +99,8 @@ def test_metrics_agree_with_pytrec_eval_on_the_run_file(which, request, scifact_
         assert _metrics(run_dir)[name] == pytest.approx(value, abs=1e-6), name
 
 
-def test_exported_model_gives_the_framework_embeddings(default_run, scifact_root):
+def test_exported_model_gives_the_framework_embeddings(run_dirs, scifact_root):
+    default_run = run_dirs["minilm_fine_tune"]
     dataset = load_beir(scifact_root, "scifact", ["test"], download=False)
     doc_ids = (default_run / "index" / "doc_ids.txt").read_text().split()
     sample = list(range(0, len(doc_ids), 50))  # 104 documents, every length

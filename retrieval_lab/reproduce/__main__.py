@@ -1,0 +1,3 @@
+from retrieval_lab.reproduce.cli import main
+
+main()
