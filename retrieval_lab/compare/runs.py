@@ -1,0 +1,197 @@
+"""Finding run directories under the given paths and loading what ``rlab`` wrote there.
+
+A run directory holds ``run.json`` (the run record) and/or ``metrics.json`` (the evaluation).
+A Hydra job directory with only ``.hydra/overrides.yaml`` also counts: it is a job that died
+before writing either, and is reported as failed rather than silently missing from a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from retrieval_lab.compare.errors import CompareError
+
+RUN_RECORD = "run.json"
+METRICS = "metrics.json"
+PER_QUERY = "metrics_per_query.tsv"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+TRAINING_LOG = Path("csv") / "metrics.csv"
+
+# Overrides that say where or how verbosely a run ran, not what it computed.
+INFRASTRUCTURE_PREFIXES = ("hydra.", "paths.", "progress")
+
+
+@dataclass
+class Run:
+    path: Path
+    status: str  # "done", "failed" or "running"
+    error: str | None
+    seed: Any  # from run.json, else from a ``seed=`` override, else None (unknown)
+    overrides: dict[str, str]  # key -> value of the user's overrides, infrastructure dropped
+    metrics: dict[str, float] = field(default_factory=dict)  # overall metrics; {} when none
+
+    @property
+    def ok(self) -> bool:
+        """Finished with metrics: the runs that are compared (the others are listed as failed)."""
+        return self.status == "done" and bool(self.metrics)
+
+    @property
+    def training_log(self) -> Path:
+        return self.path / TRAINING_LOG
+
+
+def override_key(override: str) -> str:
+    """``+a.b=1`` -> ``a.b``: Hydra's add/force-add/delete prefixes are not part of the key."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_infrastructure(key: str) -> bool:
+    return key.startswith(INFRASTRUCTURE_PREFIXES)
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / marker).is_file() for marker in (RUN_RECORD, METRICS, OVERRIDES))
+
+
+def _natural_key(path: Path) -> list[tuple[int, Any]]:
+    # Sweep jobs are 0/, 1/, ..., 10/: sort them as numbers, not as strings.
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", path.name)]
+
+
+def _walk(root: Path) -> list[Path]:
+    if is_run_dir(root):
+        return [root]  # a run's own subdirectories (csv/, index/) hold no further runs
+    children = [c for c in root.iterdir()
+                if c.is_dir() and not c.is_symlink() and not c.name.startswith(".")]
+    return [run for child in sorted(children, key=_natural_key) for run in _walk(child)]
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Run directories at or below each path, in the order given (sweep jobs in numeric order)."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if not path.exists():
+            raise CompareError(f"{path}: no such file or directory")
+        if not path.is_dir():
+            raise CompareError(f"{path}: not a directory (give run or sweep directories)")
+        runs = _walk(path)
+        if not runs:
+            raise CompareError(f"{path}: no run directories below it "
+                               f"(none holds {RUN_RECORD}, {METRICS} or {OVERRIDES})")
+        found.update(dict.fromkeys(run.resolve() for run in runs))
+    return list(found)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CompareError(f"{path}: unreadable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise CompareError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _metrics(value: Any, where: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CompareError(f"{where}: 'metrics' must be an object of metric -> number")
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number):
+            raise CompareError(f"{where}: metric {name!r} is {number!r}, not a number")
+    return {name: float(number) for name, number in value.items()}
+
+
+def _overrides(value: Any, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        raise CompareError(f"{where}: overrides must be a list of strings")
+    pairs = (o.split("=", 1) for o in value)
+    kept = {override_key(o[0]): (o[1] if len(o) == 2 else "") for o in pairs}
+    return {key: val for key, val in kept.items() if not is_infrastructure(key)}
+
+
+def load_run(path: Path) -> Run:
+    """Reads a run directory; ``run.json`` is preferred for status, seed and overrides."""
+    record = _read_json(path / RUN_RECORD) if (path / RUN_RECORD).is_file() else None
+    evaluation = _read_json(path / METRICS) if (path / METRICS).is_file() else None
+
+    if record is not None and "overrides" in record:
+        overrides = _overrides(record["overrides"], f"{path / RUN_RECORD}: 'overrides'")
+    elif (path / OVERRIDES).is_file():
+        try:
+            listed = yaml.safe_load((path / OVERRIDES).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise CompareError(f"{path / OVERRIDES}: unreadable YAML ({err})") from None
+        overrides = _overrides(listed, str(path / OVERRIDES))
+    else:
+        overrides = {}
+
+    if evaluation is not None:
+        if "metrics" not in evaluation:
+            raise CompareError(f"{path / METRICS}: no 'metrics' key")
+        metrics = _metrics(evaluation["metrics"], str(path / METRICS))
+    elif record is not None:
+        metrics = _metrics(record.get("metrics"), str(path / RUN_RECORD))
+    else:
+        metrics = {}
+
+    if record is not None:
+        status, error = record.get("status"), record.get("error")
+        error = None if error is None else str(error)
+        if not isinstance(status, str):
+            raise CompareError(f"{path / RUN_RECORD}: 'status' is {status!r}, not a string")
+    else:
+        status, error = "done", None
+    if status == "done" and not metrics:
+        # Only finished runs with metrics are compared; the others are listed as failed.
+        where = f"{METRICS} missing" if evaluation is None else f"empty in {METRICS}"
+        status, error = "failed", error or f"no metrics ({where})"
+
+    seed = record.get("seed") if record is not None else None
+    if seed is None:
+        seed = overrides.get("seed")
+    return Run(path=path, status=status, error=error, seed=seed, overrides=overrides, metrics=metrics)
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    return [load_run(path) for path in find_run_dirs(paths)]
+
+
+def load_per_query(run: Run, metric: str) -> pd.Series:
+    """Per-query scores of ``metric`` (index: query id, as a string) from ``metrics_per_query.tsv``.
+
+    Raises CompareError naming the file when it is missing, malformed or lacks the metric.
+    """
+    path = run.path / PER_QUERY
+    if not path.is_file():
+        raise CompareError(f"{path}: missing (needed for the paired tests)")
+    try:
+        table = pd.read_csv(path, sep="\t", dtype={"query_id": str}, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise CompareError(f"{path}: unreadable TSV ({err})") from None
+    if "query_id" not in table.columns:
+        raise CompareError(f"{path}: no 'query_id' column in the header")
+    if metric not in table.columns:
+        raise CompareError(f"{path}: no {metric!r} column")
+    if table.empty:
+        raise CompareError(f"{path}: no queries")
+    duplicated = table["query_id"][table["query_id"].duplicated()]
+    if not duplicated.empty:
+        raise CompareError(f"{path}: query {duplicated.iloc[0]!r} appears more than once")
+    scores = pd.to_numeric(table[metric], errors="coerce")
+    bad = scores.isna()
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise CompareError(f"{path}:{row + 2}: {metric} is {table[metric].iloc[row]!r}, not a number")
+    return pd.Series(scores.to_numpy(dtype=float), index=table["query_id"], name=metric)

@@ -1,0 +1,111 @@
+"""Paired significance tests against a baseline, over per-query scores, with ranx.
+
+Both tests pair the two systems query by query (on ``query_id``): ranx's two-sided paired
+Student t-test and its Fisher randomization test (random sign swaps of the per-query pairs).
+A seed group is tested through its per-query scores averaged over its seeds, so a group is one
+system whose score on a query is its mean over the seeds; the seed variance itself is reported
+in the table (std), not folded into the test.
+
+With ``bonferroni`` the threshold is ``alpha / m``, m being the number of groups tested against
+the baseline (the same m for each of the two tests).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from ranx.statistical_tests import fisher_randomization_test, paired_student_t_test
+
+from retrieval_lab.compare.errors import CompareError
+from retrieval_lab.compare.grouping import Group
+from retrieval_lab.compare.runs import PER_QUERY, load_per_query
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    n_queries: int
+    p_ttest: float
+    p_fisher: float
+    significant_ttest: bool
+    significant_fisher: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A group against the baseline: the tests, or why there are none (``note``)."""
+
+    test: PairedTest | None = None
+    note: str | None = None
+
+
+def threshold(alpha: float, n_tested: int, bonferroni: bool) -> float:
+    """The p-value at or below which a difference is marked significant."""
+    return alpha / n_tested if bonferroni and n_tested else alpha
+
+
+def group_scores(group: Group, metric: str) -> pd.Series:
+    """The group's per-query ``metric``, averaged over its seeds (which must share the queries)."""
+    scores = [load_per_query(run, metric) for run in group.runs]
+    first = set(scores[0].index)
+    for run, other in zip(group.runs[1:], scores[1:]):
+        if set(other.index) != first:
+            raise CompareError(f"{run.path}: its queries differ from those of {group.runs[0].path}")
+    return pd.concat([s.reindex(scores[0].index) for s in scores], axis=1).mean(axis=1)
+
+
+def paired_tests(control: pd.Series, treatment: pd.Series, max_p: float,
+                 n_permutations: int = 10_000, random_seed: int = 42) -> PairedTest:
+    """Both paired tests of ``treatment`` against ``control``, paired on the index (query id).
+
+    Raises ValueError when the two query sets differ. A difference is significant when
+    ``p <= max_p``.
+    """
+    if set(control.index) != set(treatment.index):
+        only_c, only_t = set(control.index) - set(treatment.index), set(treatment.index) - set(control.index)
+        raise ValueError(f"the query sets differ ({len(only_c)} queries only in the baseline, "
+                         f"{len(only_t)} only in the other)")
+    a = np.ascontiguousarray(control.to_numpy(dtype=np.float64))
+    b = np.ascontiguousarray(treatment.reindex(control.index).to_numpy(dtype=np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # zero variance of the differences
+        p_ttest, _ = paired_student_t_test(a, b, max_p)
+    p_ttest = float(p_ttest)
+    if math.isnan(p_ttest) and np.array_equal(a, b):
+        # Identical per-query scores make the t statistic 0/0: report no evidence of a
+        # difference, as the randomization test does (p = 1).
+        p_ttest = 1.0
+    p_fisher, _ = fisher_randomization_test(a, b, n_permutations, max_p, random_seed)
+    p_fisher = float(p_fisher)
+    return PairedTest(n_queries=len(a), p_ttest=p_ttest, p_fisher=p_fisher,
+                      significant_ttest=p_ttest <= max_p, significant_fisher=p_fisher <= max_p)
+
+
+def compare_to_baseline(groups: list[Group], baseline: Group, metric: str, alpha: float,
+                        bonferroni: bool = False, n_permutations: int = 10_000,
+                        random_seed: int = 42) -> dict[str, Comparison]:
+    """Tests of every other group against ``baseline`` on ``metric``, by group label.
+
+    A group without per-query files, or whose query set differs from the baseline's, gets a
+    Comparison with a ``note`` instead of tests; malformed per-query files, and missing ones of
+    the baseline, raise CompareError.
+    """
+    others = [g for g in groups if g is not baseline]
+    max_p = threshold(alpha, len(others), bonferroni)
+    control = group_scores(baseline, metric)
+    comparisons = {}
+    for group in others:
+        missing = [run.path / PER_QUERY for run in group.runs if not (run.path / PER_QUERY).is_file()]
+        if missing:
+            comparisons[group.label] = Comparison(note=f"not tested: {missing[0]} is missing")
+            continue
+        try:
+            test = paired_tests(control, group_scores(group, metric), max_p, n_permutations, random_seed)
+        except ValueError as err:
+            comparisons[group.label] = Comparison(note=f"not tested: {err}")
+        else:
+            comparisons[group.label] = Comparison(test=test)
+    return comparisons
