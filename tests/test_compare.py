@@ -148,6 +148,19 @@ def test_same_seed_runs_are_not_grouped_and_labels_use_differing_overrides(tmp_p
 
 # --- significance ----------------------------------------------------------------------------
 
+def test_overrides_that_leave_the_resolved_config_unchanged_do_not_split_or_label(tmp_path: Path):
+    # Seed replicates of the default, one launched with data.name=scifact (the default anyway) and
+    # logged to wandb; a BM25 run. Only the model tells them apart.
+    config = {"data": {"name": "scifact"}, "model": {"_target_": "BiEncoder"}}
+    bm25 = {"data": {"name": "scifact"}, "model": {"_target_": "BM25Index"}}
+    for name, overrides, seed, cfg in (("a", [], 1, config), ("b", ["data.name=scifact", "logger=wandb"], 2, config),
+                                       ("c", ["model=bm25"], 1, bm25)):
+        make_run(tmp_path / "runs" / name, overrides, ndcg=0.5, seed=seed)
+        (tmp_path / "runs" / name / "config.yaml").write_text(yaml.safe_dump({**cfg, "seed": seed}))
+    groups = group_runs(load_runs([tmp_path / "runs"]))
+    assert [(g.label, g.n) for g in groups] == [("runs", 2), ("model=bm25", 1)]  # no override left: the dir
+
+
 def test_paired_tests_agree_with_scipy():
     rng = np.random.default_rng(1)
     control = rng.uniform(0, 1, 80)

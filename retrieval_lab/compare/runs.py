@@ -25,8 +25,10 @@ PER_QUERY = "metrics_per_query.tsv"
 OVERRIDES = Path(".hydra") / "overrides.yaml"
 TRAINING_LOG = Path("csv") / "metrics.csv"
 
-# Overrides that say where or how verbosely a run ran, not what it computed.
-INFRASTRUCTURE_PREFIXES = ("hydra.", "paths.", "progress")
+CONFIG = "config.yaml"  # the resolved config of the run
+
+# Overrides that say where or how verbosely a run ran, or how it was tracked, not what it computed.
+INFRASTRUCTURE_PREFIXES = ("hydra.", "paths.", "progress", "logger", "tags")
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Run:
     seed: Any  # from run.json, else from a ``seed=`` override, else None (unknown)
     overrides: dict[str, str]  # key -> value of the user's overrides, infrastructure dropped
     metrics: dict[str, float] = field(default_factory=dict)  # overall metrics; {} when none
+    config: dict[str, Any] | None = None  # the resolved config (config.yaml), where there is one
 
     @property
     def ok(self) -> bool:
@@ -161,11 +164,40 @@ def load_run(path: Path) -> Run:
     seed = record.get("seed") if record is not None else None
     if seed is None:
         seed = overrides.get("seed")
-    return Run(path=path, status=status, error=error, seed=seed, overrides=overrides, metrics=metrics)
+    config = None
+    if (path / CONFIG).is_file():
+        try:
+            config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise CompareError(f"{path / CONFIG}: unreadable YAML ({err})") from None
+    return Run(path=path, status=status, error=error, seed=seed, overrides=overrides,
+               metrics=metrics, config=config if isinstance(config, dict) else None)
+
+
+def _resolved(config: dict[str, Any], key: str) -> str:
+    """The resolved value at a dotted override key (a config group's key gives its whole node)."""
+    node: Any = config
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return json.dumps(node, sort_keys=True, default=str)
+
+
+def drop_inert_overrides(runs: list[Run]) -> None:
+    """Removes the overrides that leave the resolved config the same in every run compared
+    (``data.name=scifact`` on one run, the default scifact on the others), so that labels and
+    seed groups reflect what actually differs. Needs every run's config.yaml; else a no-op."""
+    if not runs or any(run.config is None for run in runs):
+        return
+    keys = {key for run in runs for key in run.overrides if key != "seed"}
+    inert = {key for key in keys if len({_resolved(run.config, key) for run in runs}) == 1}
+    for run in runs:
+        run.overrides = {k: v for k, v in run.overrides.items() if k not in inert}
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
-    return [load_run(path) for path in find_run_dirs(paths)]
+    runs = [load_run(path) for path in find_run_dirs(paths)]
+    drop_inert_overrides(runs)
+    return runs
 
 
 def load_per_query(run: Run, metric: str) -> pd.Series:
