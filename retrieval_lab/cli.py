@@ -15,14 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from retrieval_lab import sweep_summary
+from retrieval_lab import CONF_DIR, sweep_summary
 from retrieval_lab.config.validation import ConfigError, validate_config
 from retrieval_lab.errors import DataError
 from retrieval_lab.index.base import IndexMismatchError
 from retrieval_lab.record import RunRecord
-
-# The config tree is the repository's top-level conf/ (the package is installed editable).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 # Errors in the user's input: one line naming the key or file, no traceback.
 INPUT_ERRORS = {ConfigError: "config", DataError: "data", IndexMismatchError: "index"}

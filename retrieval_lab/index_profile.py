@@ -25,14 +25,8 @@ def profile_index(
     ``search_seconds`` (the evaluation's own, not repeated here), size and build time. Without the
     ``corpus`` embeddings, recall against exact search is left out."""
     nbytes = index.nbytes()  # serializes the index: once
-    report: dict[str, float | int | str] = {
-        "kind": index.kind,
-        "size": index.size,
-        "nbytes": nbytes,
-        "bytes_per_doc": round(nbytes / index.size, 2),
-        "code_bytes_per_doc": round((nbytes - index.fixed_nbytes()) / index.size, 2),
-        "build_seconds": round(index.build_seconds or 0.0, 4),
-    }
+    report = _size(index, nbytes)
+    report["code_bytes_per_doc"] = round((nbytes - index.fixed_nbytes()) / index.size, 2)
     depth = max(recall_ks)
     if index.kind == "flat":
         report.update({f"recall_vs_exact@{r}": 1.0 for r in recall_ks})
@@ -54,17 +48,16 @@ def profile_bm25_index(
 ) -> dict[str, float | int | str]:
     """The same report for a BM25 index, less recall against exact search (BM25 is exact):
     size of its score matrix, build time, per-query latency (query analysis included), QPS."""
-    nbytes = index.nbytes()
-    report: dict[str, float | int | str] = {
-        "kind": index.kind,
-        "size": index.size,
-        "nbytes": nbytes,
-        "bytes_per_doc": round(nbytes / index.size, 2),
-        "build_seconds": round(index.build_seconds or 0.0, 4),
-    }
+    report = _size(index, index.nbytes())
     report.update(_latency(lambda query: index.search([query], k), queries[:latency_queries]))
     report["qps"] = round(len(queries) / search_seconds, 1)
     return report
+
+
+def _size(index: Index | BM25Index, nbytes: int) -> dict[str, float | int | str]:
+    return {"kind": index.kind, "size": index.size, "nbytes": nbytes,
+            "bytes_per_doc": round(nbytes / index.size, 2),
+            "build_seconds": round(index.build_seconds or 0.0, 4)}
 
 
 def _latency(search_one: Callable[[Any], Any], queries: Sequence[Any]) -> dict[str, float]:

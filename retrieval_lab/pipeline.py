@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from retrieval_lab import PROJECT_DIR
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
@@ -30,15 +31,17 @@ def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = No
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     record = RunRecord(
         run_dir, task_name=cfg.task_name, seed=cfg.seed, stages_requested=stages, **(job or {}),
-        git=git_state(Path(cfg.paths.root_dir)), versions=package_versions(), hardware=hardware(),
+        git=git_state(PROJECT_DIR), versions=package_versions(), hardware=hardware(),
     )
-    tracker = Tracker([instantiate(c) for c in (cfg.logger or {}).values() if c is not None])
+    tracker: Tracker | None = None
     try:
+        tracker = Tracker([instantiate(c) for c in (cfg.logger or {}).values() if c is not None])
         tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
         results = _run_stages(cfg, stages, run_dir, record, tracker)
     except BaseException as err:
         record.fail(err)
-        tracker.close("failed")
+        if tracker is not None:
+            tracker.close("failed")
         raise
     record.finish()
     tracker.log_files(run_dir, ["run.trec", "metrics.json", "metrics_per_query.tsv", RECORD_FILE])

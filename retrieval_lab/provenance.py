@@ -31,7 +31,7 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
 
 
 def git_state(repo: Path) -> dict[str, Any] | None:
-    """The commit checked out in ``repo`` and whether the work tree differs from it (untracked,
+    """The commit checked out in ``repo`` (the project's, not the launch directory's) and whether the work tree differs from it (untracked,
     not ignored files count as a difference); None where ``repo`` is not a git work tree."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,

@@ -15,8 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pytorch_lightning.utilities.rank_zero import rank_zero_only
-
 from retrieval_lab.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -38,6 +36,10 @@ class RunRecord:
     Only the global rank 0 writes it: the other ranks of a distributed run share its directory."""
 
     def __init__(self, run_dir: str | Path, **fields: Any) -> None:
+        # Imported here: the CLI imports this module before it knows the config is sound, and
+        # Lightning (torch) costs seconds to import.
+        from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
         self.path = Path(run_dir) / RECORD_FILE
         self._writes = rank_zero_only.rank == 0
         self._start = time.perf_counter()

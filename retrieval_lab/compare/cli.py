@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retrieval_lab.atomic import atomic_path, atomic_write_text
+from retrieval_lab.atomic import atomic_write_bytes, atomic_write_text
 from retrieval_lab.compare import plots, report, table
 from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.compare.grouping import Group, group_runs, run_labels
@@ -165,8 +165,7 @@ def build(args: argparse.Namespace) -> Outputs:
 def write(files: dict[Path, str | bytes]) -> None:
     for path, content in files.items():
         if isinstance(content, bytes):
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(content)
+            atomic_write_bytes(path, content)
         else:
             atomic_write_text(path, content)
 

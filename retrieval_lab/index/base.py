@@ -42,6 +42,19 @@ def _as_matrix(x: np.ndarray, dim: int, what: str) -> np.ndarray:
     return x
 
 
+def first_difference(key: str, got: Any, want: Any) -> tuple[str | None, Any, Any]:
+    """(dotted key, saved, expected) of the first difference between saved metadata and what a
+    load expects, compared as JSON values; (None, ...) when equal."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        for sub in list(want) + [s for s in got if s not in want]:
+            where, g, w = first_difference(f"{key}.{sub}", got.get(sub), want.get(sub))
+            if where is not None:
+                return where, g, w
+        return None, got, want
+    same = json.loads(json.dumps(got)) == json.loads(json.dumps(want))
+    return (None if same else key), got, want
+
+
 class Index(ABC):
     """Inner-product search over float32 embeddings; rows are numbered in insertion order.
 
@@ -150,10 +163,9 @@ class Index(ABC):
             raise IndexMismatchError(f"no saved index in {directory} ({INFO_FILE} is missing)")
         info = json.loads((directory / INFO_FILE).read_text())
         for key, want in expected.items():
-            if info.get(key) != want:
-                raise IndexMismatchError(
-                    f"index in {directory} has {key}={info.get(key)!r}, expected {want!r}"
-                )
+            where, got, want = first_difference(key, info.get(key), want)
+            if where is not None:
+                raise IndexMismatchError(f"index in {directory} has {where}={got!r}, expected {want!r}")
         subclass = _KINDS.get(info["kind"])
         if subclass is None or not issubclass(subclass, cls):
             raise IndexMismatchError(

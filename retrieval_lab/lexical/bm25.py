@@ -18,7 +18,7 @@ import bm25s
 import numpy as np
 
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
-from retrieval_lab.index.base import INFO_FILE, IndexMismatchError
+from retrieval_lab.index.base import INFO_FILE, IndexMismatchError, first_difference
 from retrieval_lab.lexical.analyzer import (
     TOKEN_PATTERN,
     Analyzer,
@@ -207,7 +207,7 @@ class BM25Index:
             raise IndexMismatchError(
                 f"index in {directory} has kind={info.get('kind')!r}, expected {cls.kind!r}")
         for key, want in (expected or {}).items():
-            where, got, want = _first_difference(key, info.get(key), want)
+            where, got, want = first_difference(key, info.get(key), want)
             if where is not None:
                 raise IndexMismatchError(f"index in {directory} has {where}={got!r}, expected {want!r}")
         index = cls(**info["params"])
@@ -220,15 +220,3 @@ class BM25Index:
         index.build_seconds = info["build_seconds"]
         return index
 
-
-def _first_difference(key: str, got: Any, want: Any) -> tuple[str | None, Any, Any]:
-    """(dotted key, saved, expected) of the first difference, compared as JSON values; (None, ..)
-    when equal."""
-    if isinstance(got, dict) and isinstance(want, dict):
-        for sub in list(want) + [s for s in got if s not in want]:
-            where, g, w = _first_difference(f"{key}.{sub}", got.get(sub), want.get(sub))
-            if where is not None:
-                return where, g, w
-        return None, got, want
-    same = json.loads(json.dumps(got)) == json.loads(json.dumps(want))
-    return (None if same else key), got, want

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "conf" / "reproduce"
+from retrieval_lab import CONF_DIR
+
+SPEC_DIR = CONF_DIR / "reproduce"
 _ROW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # it names the row's run directory
 
 

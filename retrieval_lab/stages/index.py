@@ -63,8 +63,6 @@ def build_bm25_index(
     model: BM25Index, dataset: BeirDataset, doc_template: str, out_dir: Path, progress: bool
 ) -> BM25Index:
     """``model`` built over the corpus texts (``doc_template``) and saved in ``out_dir``."""
-    if model.size:
-        raise RuntimeError("build_bm25_index needs an empty BM25Index")
     doc_ids = list(dataset.corpus)
     model.build(doc_ids, [document_text(dataset.corpus[d], doc_template) for d in doc_ids], progress)
     model.save(out_dir, {"dataset": dataset.name, "doc_template": doc_template})
