@@ -1,0 +1,50 @@
+"""Mined negatives are written once per (dataset files, split, miner, mining model, seed) and read
+back by every later run and every job of a sweep: ``<cache_dir>/negatives/<key>.jsonl``."""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.mining.miner import Miner
+from retrieval_lab.mining.negatives_file import Negatives, read_negatives, write_negatives
+from retrieval_lab.provenance import data_checksums
+
+log = logging.getLogger(__name__)
+
+
+def negatives_key(miner: Miner, dataset: BeirDataset, split: str, doc_template: str) -> tuple[str, dict[str, Any]]:
+    parts = {
+        "dataset": dataset.name,
+        "sha256": data_checksums(dataset.path, [split]),
+        "split": split,
+        "doc_template": doc_template,
+        "miner": type(miner).__name__,
+        "selection": vars(miner.selection) | {"rank_range": list(miner.selection.rank_range)},
+        "model": miner.fingerprint(),
+        "seed": miner.seed,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+
+
+def cached_negatives(
+    miner: Miner, dataset: BeirDataset, split: str, doc_template: str, cache_dir: str | Path
+) -> tuple[Negatives, Path, dict[str, Any]]:
+    """The negatives of ``split`` under ``miner``: read from the cache, or mined and written
+    there. Returns them, the file, and its record (what made it, drop counts, cache hit)."""
+    key, parts = negatives_key(miner, dataset, split, doc_template)
+    path = Path(cache_dir) / "negatives" / f"{key}.jsonl"
+    sidecar = path.with_suffix(".json")
+    if path.is_file() and sidecar.is_file():
+        record = json.loads(sidecar.read_text())
+        log.info("negatives cache hit: %s", path)
+        return read_negatives(path, dataset.corpus), path, {**record, "cache_hit": True}
+    result = miner.mine(dataset, split, doc_template)
+    write_negatives(path, result.negatives)
+    record = {"key": key, **parts, **result.summary()}
+    atomic_write_json(sidecar, record)  # written last: a file without it is not a complete entry
+    log.info("negatives cache miss: mined and wrote %s", path)
+    return result.negatives, path, {**record, "cache_hit": False}
