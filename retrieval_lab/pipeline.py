@@ -12,6 +12,8 @@ from retrieval_lab import PROJECT_DIR
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
+from retrieval_lab.mining.build import miner_settings, training_negatives
+from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.record import RECORD_FILE, RunRecord
 from retrieval_lab.stages.index import build_index, load_index
@@ -70,9 +72,21 @@ def _run_stages(
     results: dict[str, float] = {}
     step = 0
     if "train" in stages:
+        negatives, mining = None, None
+        miner = miner_settings(cfg.get("miner"))
+        if miner.kind != "none":
+            with record.stage("mine"):
+                negatives, mining = training_negatives(
+                    miner, model, dataset, cfg.data.train_split, cfg.data.doc_template,
+                    cfg.paths.cache_dir, cfg.seed, cfg.encode_batch_size, cfg.progress,
+                )
+            record.update(mining=mining)
         with record.stage("train"):
-            trainer = train(cfg, model, dataset, run_dir, tracker.loggers)
+            trainer = train(cfg, model, dataset, run_dir, tracker.loggers, negatives)
         step = trainer.global_step
+        refreshes = [c.history for c in trainer.callbacks if isinstance(c, NegativeRefresh)]
+        if refreshes:
+            record.update(mining={**mining, "refreshes": refreshes[0]})
         _log_stage(tracker, record, "train", step)
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         record.update(validation=validation)

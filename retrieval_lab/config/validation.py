@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from retrieval_lab.config.schema import STAGES, RunSchema
+from retrieval_lab.config.schema import MINER_KINDS, NEGATIVE_PICKING, SAMPLER_KINDS, STAGES, RunSchema
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
     if "train" in container["stages"]:
         _check_trainable(container["model"])
+    _check_negatives(container)
     _check_optimized_metric(container)
     _check_targets(container, "")
 
@@ -59,6 +60,40 @@ def _check_optimized_metric(container: dict[str, Any]) -> None:
         return  # nothing evaluated: the run returns no metric
     if metric not in measured:
         raise ConfigError("optimized_metric", f"{metric!r} is not measured; {where} gives {measured}")
+
+
+def _check_negatives(container: dict[str, Any]) -> None:
+    """The miner and sampler settings that a constructor would only reject mid-run, or ignore."""
+    miner, sampler = container.get("miner") or {}, container.get("sampler") or {}
+    kind = miner.get("kind", "none")
+    if kind not in MINER_KINDS:
+        raise ConfigError("miner.kind", f"unknown miner {kind!r}; choose from {list(MINER_KINDS)}")
+    if miner.get("refresh_every_n_steps") is not None and kind != "dense_refresh":
+        raise ConfigError("miner.refresh_every_n_steps", f"only miner=dense_refresh refreshes (miner is {kind})")
+    if kind == "dense_refresh":
+        if not miner.get("refresh_every_n_steps") or miner["refresh_every_n_steps"] < 1:
+            raise ConfigError("miner.refresh_every_n_steps", "dense_refresh needs a number of steps >= 1")
+        if container["data"]["num_workers"]:
+            raise ConfigError("data.num_workers", "miner=dense_refresh swaps negatives in the main process; "
+                              "set data.num_workers=0")
+    if kind == "file" and not miner.get("path"):
+        raise ConfigError("miner.path", "miner=file needs the path of a negatives JSONL")
+    if miner.get("random_negatives") and kind != "star":
+        raise ConfigError("miner.random_negatives", f"only miner=star mixes in random negatives (miner is {kind})")
+    if miner.get("bm25"):
+        if kind != "bm25":
+            raise ConfigError("miner.bm25", f"BM25 settings, but miner is {kind}")
+        _check_call({"_target_": "retrieval_lab.lexical.BM25Index", **miner["bm25"]}, "miner.bm25")
+    if miner.get("model") is not None and kind not in ("dense", "dense_refresh", "star"):
+        raise ConfigError("miner.model", f"miner={kind} takes no model")
+    per_pair = miner.get("per_pair")
+    if per_pair is not None and per_pair < 1:
+        raise ConfigError("miner.per_pair", f"must be >= 1, got {per_pair}")
+    skind = sampler.get("kind", "random")
+    if skind not in SAMPLER_KINDS:
+        raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")
+    if sampler.get("negatives", "random") not in NEGATIVE_PICKING:
+        raise ConfigError("sampler.negatives", f"choose from {list(NEGATIVE_PICKING)}, got {sampler['negatives']!r}")
 
 
 def _check_trainable(model: Any) -> None:

@@ -1,6 +1,8 @@
-"""Training batches of (query, positive document) pairs from a BEIR split, with a held-out slice."""
+"""Training batches of (query, positive document) pairs from a BEIR split, with a held-out slice,
+each pair optionally followed by the query's hard negatives."""
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -8,7 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from retrieval_lab.data.beir import BeirDataset, document_text
+from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.models.tokenization import Tokenization
+from retrieval_lab.sampling.negative_picking import NegativePicker
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,13 @@ class ContrastiveDataModule(pl.LightningDataModule):
     is their judged documents plus ``val_distractors`` random documents, so a per-epoch retrieval
     check costs seconds rather than a full corpus encode. Batches carry what it takes to mask
     in-batch false negatives: columns holding another labelled positive of the same query.
+
+    With ``negatives`` (query id -> mined candidates), every pair carries ``negatives_per_pair``
+    of its query's negatives, chosen afresh for each batch by ``picker``; a query with fewer
+    candidates is topped up with random corpus documents that are not its positives, so every
+    batch has the same number of document columns (the cross-device gather needs that).
+    :meth:`set_negatives` swaps in new candidates mid-run (ANCE-style refresh).
+    ``batch_sampler`` (built from the training pairs) replaces plain shuffling (TAS-Balanced).
     """
 
     def __init__(
@@ -46,6 +57,10 @@ class ContrastiveDataModule(pl.LightningDataModule):
         val_distractors: int = 1000,
         seed: int = 0,
         num_workers: int = 0,
+        negatives: Negatives | None = None,
+        negatives_per_pair: int = 0,
+        picker: NegativePicker | None = None,
+        batch_sampler: Callable[[list["Pair"]], Iterable[list[int]]] | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -69,6 +84,25 @@ class ContrastiveDataModule(pl.LightningDataModule):
             Pair(q, d) for q, docs in qrels.items() if q not in held for d, g in docs.items() if g > 0
         ]
         self.held_out = self._held_out(sorted(held), qrels, val_distractors, rng) if held else None
+        if negatives is not None and negatives_per_pair < 1:
+            raise ValueError(f"negatives_per_pair must be >= 1 with negatives, got {negatives_per_pair}")
+        self.negatives_per_pair = negatives_per_pair if negatives is not None else 0
+        self.negatives: Negatives = {}
+        self.topped_up = 0  # negative slots filled with random documents so far
+        if negatives is not None:
+            self.set_negatives(negatives)
+        self.picker = picker or NegativePicker()
+        self._rng = random.Random(seed)
+        self.batch_sampler_factory = batch_sampler
+        self.batch_sampler: Iterable[list[int]] | None = None
+        self._doc_ids = list(dataset.corpus)
+
+    def set_negatives(self, negatives: Negatives) -> None:
+        """Use ``negatives`` from the next batch on (labelled positives are dropped again here, so
+        a user's file cannot smuggle one in)."""
+        self.negatives = {
+            q: [(d, s) for d, s in cands if d not in self.positives.get(q, ())] for q, cands in negatives.items()
+        }
 
     def _held_out(self, held, qrels, n_distractors, rng) -> HeldOut:
         judged = {d for q in held for d in qrels[q]}
@@ -80,22 +114,47 @@ class ContrastiveDataModule(pl.LightningDataModule):
             corpus={d: document_text(self.dataset.corpus[d], self.doc_template) for d in docs},
         )
 
+    def hard_negatives(self, query_id: str) -> list[str]:
+        """``negatives_per_pair`` negatives of one query for one batch."""
+        chosen = self.picker.pick(self.negatives.get(query_id, []), self.negatives_per_pair, self._rng)
+        missing = self.negatives_per_pair - len(chosen)
+        while missing:
+            doc_id = self._rng.choice(self._doc_ids)
+            if doc_id not in self.positives[query_id] and doc_id not in chosen:
+                chosen.append(doc_id)
+                missing -= 1
+                self.topped_up += 1
+        return chosen
+
     def collate(self, pairs: list[Pair]) -> dict[str, object]:
         """Tokenized queries and documents, plus integer keys from which the model side builds
         the false-negative mask (also across devices): ``doc_keys`` [N], the corpus position of
-        each document column, and ``query_positives`` [B, P], each query's positives, -1 padded."""
+        each document column, and ``query_positives`` [B, P], each query's positives, -1 padded.
+        Columns 0..B-1 hold the pairs' positives, then come the hard negatives, pair by pair."""
         queries = [self.dataset.queries[p.query_id] for p in pairs]
-        docs = [document_text(self.dataset.corpus[p.doc_id], self.doc_template) for p in pairs]
+        doc_ids = [p.doc_id for p in pairs]
+        if self.negatives_per_pair:
+            doc_ids += [d for p in pairs for d in self.hard_negatives(p.query_id)]
+        docs = [document_text(self.dataset.corpus[d], self.doc_template) for d in doc_ids]
         positives = [sorted(self.doc_keys[d] for d in self.positives[p.query_id]) for p in pairs]
         width = max(len(row) for row in positives)
         return {
             "query": self.tokenization(queries, "query"),
             "doc": self.tokenization(docs, "doc"),
-            "doc_keys": torch.tensor([self.doc_keys[p.doc_id] for p in pairs]),
+            "doc_keys": torch.tensor([self.doc_keys[d] for d in doc_ids]),
             "query_positives": torch.tensor([row + [-1] * (width - len(row)) for row in positives]),
         }
 
     def train_dataloader(self) -> DataLoader:
+        if self.batch_sampler_factory is not None:
+            if self.batch_sampler is None:  # Lightning asks for the loader more than once
+                self.batch_sampler = self.batch_sampler_factory(self.pairs)
+            return DataLoader(
+                self.pairs,
+                batch_sampler=self.batch_sampler,
+                collate_fn=self.collate,
+                num_workers=self.num_workers,
+            )
         return DataLoader(
             self.pairs,
             batch_size=self.batch_size,

@@ -7,6 +7,7 @@ from retrieval_lab.mining.cache import cached_negatives, negatives_key
 from retrieval_lab.mining.miner import Miner, MiningResult
 from retrieval_lab.mining.negatives_file import read_negatives, write_negatives
 from retrieval_lab.mining.selection import NegativeSelection
+from retrieval_lab.mining.star_miner import StarMiner
 
-__all__ = ["BM25Miner", "DenseMiner", "Miner", "MiningResult", "NegativeSelection", "cached_negatives",
+__all__ = ["BM25Miner", "DenseMiner", "Miner", "MiningResult", "NegativeSelection", "StarMiner", "cached_negatives",
            "negatives_key", "read_negatives", "write_negatives"]

@@ -25,7 +25,8 @@ def negatives_key(miner: Miner, dataset: BeirDataset, split: str, doc_template: 
         "miner": type(miner).__name__,
         "selection": vars(miner.selection) | {"rank_range": list(miner.selection.rank_range)},
         "model": miner.fingerprint(),
-        "seed": miner.seed,
+        # The seed matters only where the miner draws at random.
+        "seed": miner.seed if miner.uses_seed else None,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.embedding_cache import corpus_embeddings, model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.index import FlatIndex
@@ -20,13 +20,14 @@ from retrieval_lab.search import search
 
 class DenseMiner(Miner):
     """Args: ``selection``, ``seed``; ``model``: a :class:`BiEncoder` or the path of an exported
-    one; ``cache_dir``: the embedding cache; ``batch_size``, ``progress``: for encoding."""
+    one; ``cache_dir``: the embedding cache (None encodes the corpus afresh, as a refresh with a
+    model in training must); ``batch_size``, ``progress``: for encoding."""
 
-    def __init__(self, selection: NegativeSelection, model: BiEncoder | str, cache_dir: str,
+    def __init__(self, selection: NegativeSelection, model: BiEncoder | str, cache_dir: str | Path | None,
                  seed: int = 0, batch_size: int = 64, progress: bool = False) -> None:
         super().__init__(selection, seed)
         self.model = model if isinstance(model, BiEncoder) else BiEncoder(name_or_path=str(model))
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.batch_size = batch_size
         self.progress = progress
 
@@ -37,18 +38,29 @@ class DenseMiner(Miner):
         self, dataset: BeirDataset, queries: dict[str, str], positives: dict[str, list[str]],
         doc_template: str, depth: int,
     ) -> tuple[dict[str, Ranking], dict[str, dict[str, float]]]:
+        training = self.model.training
         self.model.eval()
-        corpus = corpus_embeddings(self.model, dataset, doc_template, self.cache_dir,
-                                   self.batch_size, progress=self.progress)
-        index = FlatIndex(corpus.embeddings.shape[1])
-        index.build(corpus.embeddings)
-        query_ids = list(queries)
-        embeddings = encode_texts(self.model, list(queries.values()), "query", self.batch_size, self.progress)
-        run = search(index, embeddings, query_ids, corpus.doc_ids, depth)
-        rows = {doc_id: row for row, doc_id in enumerate(corpus.doc_ids)}
+        try:
+            doc_ids, doc_embeddings = self._corpus(dataset, doc_template)
+            query_ids = list(queries)
+            embeddings = encode_texts(self.model, list(queries.values()), "query", self.batch_size, self.progress)
+        finally:
+            self.model.train(training)
+        index = FlatIndex(doc_embeddings.shape[1])
+        index.build(doc_embeddings)
+        run = search(index, embeddings, query_ids, doc_ids, depth)
+        rows = {doc_id: row for row, doc_id in enumerate(doc_ids)}
         positive_scores = {}
         for query_id, query_embedding in zip(query_ids, embeddings):
             docs = positives[query_id]
-            scores = np.asarray(corpus.embeddings[[rows[d] for d in docs]]) @ query_embedding
+            scores = np.asarray(doc_embeddings[[rows[d] for d in docs]]) @ query_embedding
             positive_scores[query_id] = dict(zip(docs, scores.tolist()))
         return {q: list(run[q].items()) for q in query_ids}, positive_scores
+
+    def _corpus(self, dataset: BeirDataset, doc_template: str) -> tuple[list[str], np.ndarray]:
+        if self.cache_dir is not None:
+            cached = corpus_embeddings(self.model, dataset, doc_template, self.cache_dir,
+                                       self.batch_size, progress=self.progress)
+            return cached.doc_ids, cached.embeddings
+        texts = [document_text(doc, doc_template) for doc in dataset.corpus.values()]
+        return list(dataset.corpus), encode_texts(self.model, texts, "doc", self.batch_size, self.progress)

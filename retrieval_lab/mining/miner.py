@@ -34,6 +34,11 @@ class Miner(ABC):
         self.selection = selection
         self.seed = seed
 
+    @property
+    def uses_seed(self) -> bool:
+        """Whether the seed changes the negatives (random sampling from the window)."""
+        return self.selection.sampling == "random"
+
     @abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """What identifies the mining model and its settings; part of the negatives' cache key."""

@@ -4,7 +4,8 @@ Format: JSON lines, one query per line, in any order::
 
     {"query_id": "q12", "negatives": ["d3", "d77"], "scores": [13.2, 12.9]}
 
-``scores`` (the mining model's score of each negative, same order) is optional; queries without
+``scores`` (the mining model's score of each negative, same order; ``null`` for a negative without
+one, such as STAR's random ones) is optional; queries without
 a line have no hard negatives. A file written by a miner has a sidecar ``<name>.json`` with what
 produced it (dataset, split, miner config, mining model) and its drop counts.
 """
@@ -24,7 +25,7 @@ def write_negatives(path: Path, negatives: Negatives) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for query_id, pairs in negatives.items():
             line: dict[str, Any] = {"query_id": query_id, "negatives": [d for d, _ in pairs]}
-            if pairs and all(s is not None for _, s in pairs):
+            if any(s is not None for _, s in pairs):
                 line["scores"] = [s for _, s in pairs]
             handle.write(json.dumps(line) + "\n")
 
@@ -55,8 +56,8 @@ def read_negatives(path: Path, doc_ids: Mapping[str, Any] | None = None) -> Nega
             if scores is None:
                 scores = [None] * len(docs)
             elif not isinstance(scores, list) or len(scores) != len(docs) or not all(
-                    isinstance(s, (int, float)) for s in scores):
-                raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers, one per negative")
+                    s is None or isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
+                raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers (or nulls), one per negative")
             if query_id in negatives:
                 raise DataError(f"{where}: query {query_id!r} appears twice")
             if doc_ids is not None:

@@ -1,6 +1,7 @@
 """Stage ``train``: fit the bi-encoder with Lightning, then export it."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,21 +10,30 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.data.datamodule import ContrastiveDataModule, Pair
+from retrieval_lab.encoding import encode_texts
+from retrieval_lab.mining.build import miner_settings, negative_selection
+from retrieval_lab.mining.negatives_file import Negatives
+from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.export import export_model
+from retrieval_lab.sampling import NegativePicker, TopicBatchSampler, cluster_queries
 from retrieval_lab.training.module import RetrieverModule
 
 log = logging.getLogger(__name__)
 
 
 def train(
-    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path, loggers: list[Logger]
+    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path, loggers: list[Logger],
+    negatives: Negatives | None = None,
 ) -> pl.Trainer:
-    """Fits ``model`` in place, logging to ``loggers``; returns the trainer, whose
-    ``is_global_zero`` tells whether this process is the one that exports the model and carries
-    on with the later stages."""
+    """Fits ``model`` in place, logging to ``loggers``, each pair with its query's hard
+    ``negatives`` if given; returns the trainer, whose ``is_global_zero`` tells whether this
+    process is the one that exports the model and carries on with the later stages."""
     data = cfg.data
+    miner = miner_settings(cfg.get("miner"))
+    sampler = cfg.get("sampler") or {}
+    per_pair = miner.per_pair or (miner.num_negatives + miner.random_negatives)
     datamodule = ContrastiveDataModule(
         dataset,
         model.tokenization,
@@ -34,6 +44,10 @@ def train(
         val_distractors=data.val_distractors,
         seed=cfg.seed,
         num_workers=data.num_workers,
+        negatives=negatives,
+        negatives_per_pair=per_pair if negatives is not None else 0,
+        picker=NegativePicker(sampler.get("negatives", "random"), sampler.get("margin_bins", 10)),
+        batch_sampler=_topic_batches(cfg, model, dataset) if sampler.get("kind") == "tas_balanced" else None,
     )
     log.info(
         "training on %d pairs from %s/%s; %d queries held out for validation",
@@ -49,9 +63,35 @@ def train(
         scheduler=instantiate(cfg.scheduler),
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if miner.kind == "dense_refresh":
+        callbacks.append(NegativeRefresh(miner.refresh_every_n_steps, negative_selection(miner), dataset,
+                                         data.train_split, data.doc_template, cfg.seed, cfg.encode_batch_size))
+    extra = {"use_distributed_sampler": False} if sampler.get("kind") == "tas_balanced" else {}
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
         path = export_model(model, run_dir / "model")
         log.info("exported the trained model to %s", path)
     return trainer
+
+
+def _topic_batches(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset) -> Callable[[list[Pair]], TopicBatchSampler]:
+    """TAS-Balanced: cluster the training queries once, with the model as training starts."""
+    from retrieval_lab.training.cross_device import world  # the process group exists once fit starts
+
+    def factory(pairs: list[Pair]) -> TopicBatchSampler:
+        query_ids = sorted({p.query_id for p in pairs})
+        training = model.training
+        model.eval()
+        embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query",
+                                  cfg.encode_batch_size, progress=False)
+        model.train(training)
+        labels = cluster_queries(embeddings, cfg.sampler.n_clusters, cfg.seed, cfg.sampler.kmeans_iterations)
+        cluster_of = dict(zip(query_ids, labels.tolist()))
+        sizes = sorted((labels == c).sum() for c in set(labels.tolist()))
+        log.info("TAS-Balanced: %d queries in %d clusters (sizes %d..%d, median %d)",
+                 len(query_ids), len(sizes), sizes[0], sizes[-1], sizes[len(sizes) // 2])
+        rank, size = world()
+        return TopicBatchSampler([cluster_of[p.query_id] for p in pairs], cfg.data.batch_size, cfg.seed, rank, size)
+
+    return factory

@@ -1,0 +1,65 @@
+"""ANCE's asynchronous negatives, synchronously (Xiong et al., 2021, "Approximate Nearest Neighbor
+Negative Contrastive Learning for Dense Text Retrieval"): every N optimizer steps the model being
+trained re-encodes the corpus and re-mines, and the data module serves the fresh negatives from the
+next batch on, in the same run.
+
+Each refresh is logged (``mining/refresh/*``) and kept in :attr:`NegativeRefresh.history` (step,
+seconds, drop counts, share of negatives that changed), which the train stage writes into the run
+record. With several processes every rank mines the same negatives from the same (synchronised)
+weights; the data module must build batches in the main process (``data.num_workers=0``), where
+the swap is seen at once.
+"""
+
+import logging
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+
+from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.mining.dense_miner import DenseMiner
+from retrieval_lab.mining.negatives_file import Negatives
+from retrieval_lab.mining.selection import NegativeSelection
+
+log = logging.getLogger(__name__)
+
+
+def changed_share(old: Negatives, new: Negatives) -> float:
+    """Share of the new negatives that were not already negatives of the same query."""
+    total = sum(len(docs) for docs in new.values())
+    kept = sum(len({d for d, _ in docs} & {d for d, _ in old.get(q, [])}) for q, docs in new.items())
+    return (total - kept) / total if total else 0.0
+
+
+class NegativeRefresh(pl.Callback):
+    def __init__(self, every_n_steps: int, selection: NegativeSelection, dataset: BeirDataset,
+                 split: str, doc_template: str, seed: int = 0, batch_size: int = 64) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"miner.refresh_every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.selection = selection
+        self.dataset = dataset
+        self.split = split
+        self.doc_template = doc_template
+        self.seed = seed
+        self.batch_size = batch_size
+        self.history: list[dict[str, Any]] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step == 0 or step % self.every_n_steps or (self.history and self.history[-1]["step"] == step):
+            return
+        datamodule = trainer.datamodule
+        start = time.perf_counter()
+        miner = DenseMiner(self.selection, pl_module.model, cache_dir=None, seed=self.seed + step,
+                           batch_size=self.batch_size)
+        result = miner.mine(self.dataset, self.split, self.doc_template)
+        changed = changed_share(datamodule.negatives, result.negatives)
+        datamodule.set_negatives(result.negatives)
+        entry = {"step": step, "seconds": round(time.perf_counter() - start, 2), "changed": round(changed, 4),
+                 **result.summary()}
+        self.history.append(entry)
+        log.info("refreshed negatives at step %d in %.1f s: %.1f%% changed; dropped %s",
+                 step, entry["seconds"], 100 * changed, result.drops)
+        pl_module.log_dict({"mining/refresh/changed": changed, "mining/refresh/seconds": entry["seconds"]})

@@ -1,0 +1,7 @@
+"""How training batches are formed: which pairs share a batch (random or TAS-Balanced topic
+clusters), and which of a query's mined negatives each pair carries."""
+
+from retrieval_lab.sampling.negative_picking import NegativePicker
+from retrieval_lab.sampling.tas_balanced import TopicBatchSampler, cluster_queries
+
+__all__ = ["NegativePicker", "TopicBatchSampler", "cluster_queries"]

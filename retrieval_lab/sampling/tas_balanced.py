@@ -1,0 +1,72 @@
+"""TAS-Balanced batches (Hofstätter et al., 2021, "Efficiently Teaching an Effective Dense Retriever
+with Balanced Topic Aware Sampling"): the training queries are clustered once by their embeddings
+(faiss k-means), and every batch is drawn from a single cluster, so in-batch negatives share the
+query's topic and are harder than random ones.
+
+An epoch here visits every training pair once: each cluster's pairs are shuffled and cut into
+batches of ``batch_size`` (a cluster's last batch may be smaller), and the batches are shuffled.
+"""
+
+import logging
+import random
+from collections.abc import Iterator, Sequence
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def cluster_queries(embeddings: np.ndarray, n_clusters: int, seed: int, iterations: int = 25) -> np.ndarray:
+    """The k-means cluster of each row of ``embeddings`` (spherical k-means: the embeddings are
+    compared by inner product, as the retriever compares them)."""
+    count = len(embeddings)
+    if not 1 <= n_clusters <= count:
+        raise ValueError(f"sampler.n_clusters={n_clusters} must be between 1 and the {count} training queries")
+    data = np.ascontiguousarray(embeddings, dtype=np.float32)
+    kmeans = faiss.Kmeans(data.shape[1], n_clusters, niter=iterations, seed=seed, spherical=True,
+                          min_points_per_centroid=1, max_points_per_centroid=max(256, count))
+    kmeans.train(data)
+    _, labels = kmeans.index.search(data, 1)
+    return labels[:, 0]
+
+
+class TopicBatchSampler:
+    """Batches of indices into the training pairs, each from one cluster (``clusters[i]`` is pair
+    i's). With several processes, rank r takes every world_size-th batch, and batches short of
+    ``batch_size`` are dropped so that every rank gathers equally many documents."""
+
+    def __init__(self, clusters: Sequence[int], batch_size: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.clusters = list(clusters)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this at each epoch start: a new shuffle per epoch, the same on every rank."""
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        members: dict[int, list[int]] = {}
+        for i, cluster in enumerate(self.clusters):
+            members.setdefault(cluster, []).append(i)
+        batches = []
+        for cluster in sorted(members):
+            indices = members[cluster]
+            rng.shuffle(indices)
+            batches += [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        if self.world_size > 1:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        rng.shuffle(batches)
+        usable = len(batches) - len(batches) % self.world_size
+        return batches[self.rank:usable:self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
