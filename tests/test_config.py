@@ -10,7 +10,7 @@ from retrieval_lab.cli import CONF_DIR
 from retrieval_lab.config import ConfigError, validate_config
 from tests.conftest import compose_config, run_rlab
 
-GROUPS = ["data", "model", "objective", "optimizer", "scheduler", "index", "evaluator",
+GROUPS = ["data", "model", "objective", "miner", "sampler", "optimizer", "scheduler", "index", "evaluator",
           "trainer", "logger", "callbacks", "paths", "hydra", "experiment"]
 
 

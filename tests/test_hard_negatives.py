@@ -1,0 +1,153 @@
+"""Hard negatives in training: extra InfoNCE columns, STAR's mix, the ANCE-style refresh during a
+run, and the miners as config choices end to end (run record, cache reuse, bad settings)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from retrieval_lab.data.beir import load_beir
+from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab import CONF_DIR
+from retrieval_lab.mining import NegativeSelection, StarMiner
+from retrieval_lab.mining.build import miner_settings, training_negatives
+from retrieval_lab.mining.refresh import NegativeRefresh
+from retrieval_lab.objectives import InfoNCE
+from retrieval_lab.sampling import NegativePicker
+from retrieval_lab.training.module import RetrieverModule
+from tests.conftest import run_rlab
+from tests.test_config import _validated
+from tests.test_model import tiny
+
+TEMPLATE = "{title} {text}"
+
+
+def _datamodule(dataset, model, negatives, per_pair, **kwargs) -> ContrastiveDataModule:
+    return ContrastiveDataModule(dataset, model.tokenization, "train", 4, TEMPLATE, seed=0,
+                                 negatives=negatives, negatives_per_pair=per_pair, **kwargs)
+
+
+def test_pairs_carry_their_negatives_as_extra_columns_never_a_positive(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    positive = {q: next(iter(docs)) for q, docs in dataset.qrels["train"].items()}
+    # q0 gets one candidate that is its own positive (dropped) and one real one; q1 none at all.
+    negatives = {"q0": [(positive["q0"], 9.0), ("d50", 1.0)], "q2": [("d51", 2.0), ("d52", 1.0)]}
+    dm = _datamodule(dataset, model, negatives, 2, picker=NegativePicker("top"))
+    keys = {d: i for i, d in enumerate(dataset.corpus)}
+    pairs = [p for p in dm.pairs if p.query_id in ("q0", "q1", "q2")]
+    batch = dm.collate(pairs)
+    assert batch["doc"]["input_ids"].shape[0] == batch["doc_keys"].shape[0] == 3 + 3 * 2
+    columns = batch["doc_keys"].tolist()
+    assert columns[:3] == [keys[positive[p.query_id]] for p in pairs]
+    by_query = dict(zip([p.query_id for p in pairs], [columns[3 + 2 * i:5 + 2 * i] for i in range(3)]))
+    assert by_query["q2"] == [keys["d51"], keys["d52"]]
+    assert by_query["q0"][0] == keys["d50"]  # the positive was dropped; a random doc tops it up
+    for query_id, cols in by_query.items():
+        assert keys[positive[query_id]] not in cols and len(set(cols)) == 2
+    assert dm.topped_up == 1 + 2
+
+
+def test_infonce_scores_every_hard_negative_column():
+    torch.manual_seed(0)
+    query = torch.nn.functional.normalize(torch.randn(4, 16), dim=-1)
+    docs = torch.nn.functional.normalize(torch.randn(4 + 8, 16), dim=-1)  # 4 positives, 8 negatives
+    scores = query @ docs.T / 0.05
+    expected = (torch.logsumexp(scores, dim=1) - scores.diagonal()).mean()
+    assert torch.isclose(InfoNCE(0.05)(query, docs), expected)
+    harder = docs.clone()
+    harder[4:6] = query[:2]  # hard negatives identical to their queries raise the loss
+    assert InfoNCE(0.05)(query, harder) > expected + 1
+
+
+def test_star_mixes_hard_and_random_negatives(tiny_beir: Path, tmp_path: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    miner = StarMiner(NegativeSelection(num_negatives=2, rank_range=(1, 10)), tiny(),
+                      cache_dir=tmp_path, random_negatives=3, seed=5)
+    result = miner.mine(dataset, "train", TEMPLATE)
+    for query_id, negatives in result.negatives.items():
+        scored = [d for d, s in negatives if s is not None]
+        unscored = [d for d, s in negatives if s is None]
+        assert len(scored) == 2 and len(unscored) == 3 and len(set(scored + unscored)) == 5
+        assert not set(scored + unscored) & set(dataset.qrels["train"][query_id])
+
+
+def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    selection = NegativeSelection(num_negatives=2, rank_range=(1, 20))
+    start = StarMiner(selection, model, cache_dir=None, random_negatives=0).mine(dataset, "train", TEMPLATE)
+    dm = _datamodule(dataset, model, start.negatives, 2, picker=NegativePicker("top"))
+    refresh = NegativeRefresh(3, selection, dataset, "train", TEMPLATE)
+    served = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            served.append((trainer.global_step, dict(dm.negatives)))
+
+    module = RetrieverModule(model, InfoNCE(0.05), optimizer=lambda g: torch.optim.AdamW(g, lr=3e-3))
+    trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, callbacks=[refresh, Probe()],
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=dm)
+    assert [entry["step"] for entry in refresh.history] == [3, 6, 9, 12, 15]  # 8 steps per epoch
+    assert any(entry["changed"] > 0 for entry in refresh.history)
+    assert dm.negatives != start.negatives  # the module serves the refreshed negatives
+    before = [n for step, n in served if step < 3]
+    after = [n for step, n in served if 3 <= step < 6]
+    assert before and after and all(n == start.negatives for n in before) and after[0] != start.negatives
+    for negatives in dm.negatives.values():
+        assert len(negatives) == 2
+
+
+def _record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def test_bm25_negatives_end_to_end_are_recorded_and_reused(tmp_path: Path, tiny_beir: Path, tiny_args):
+    args = [*tiny_args, "miner=bm25", "miner.num_negatives=2", "miner.rank_range=[2,10]",
+            "sampler=tas_balanced", "sampler.n_clusters=3"]
+    first = run_rlab(args, tmp_path / "first", tiny_beir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    mining = _record(tmp_path / "first")["mining"]
+    assert mining["kind"] == "bm25" and mining["cache_hit"] is False and mining["queries"] == 30
+    assert mining["drops"]["positive"] > 0 and set(mining["drops"]) == {
+        "positive", "absolute_margin", "relative_margin", "max_score"}
+    assert Path(mining["file"]).is_file() and "dropped per filter" in (tmp_path / "first" / "rlab.log").read_text()
+    assert _record(tmp_path / "first")["stages"]["mine"]["status"] == "done"
+    second = run_rlab(args + ["seed=7"], tmp_path / "second", tiny_beir)  # top sampling: seed-free
+    assert second.returncode == 0, second.stderr[-3000:]
+    reused = _record(tmp_path / "second")["mining"]
+    assert reused["cache_hit"] is True and reused["file"] == mining["file"]
+    log = (tmp_path / "second" / "rlab.log").read_text()
+    assert reused["drops"] == mining["drops"] and "negatives cache hit" in log and "mined tiny/train" not in log
+
+
+def test_bad_miner_settings_fail_before_any_work(tmp_path: Path, tiny_beir: Path, tiny_args):
+    wrong = run_rlab([*tiny_args, "miner=bm25", "+miner.refresh_every_n_steps=5"], tmp_path / "a", tiny_beir)
+    assert wrong.returncode == 2 and "miner.refresh_every_n_steps: only miner=dense_refresh" in wrong.stderr
+    typo = run_rlab([*tiny_args, "miner=bm25", "+miner.bm25.k_1=1.2"], tmp_path / "b", tiny_beir)
+    assert typo.returncode == 2 and "miner.bm25.k_1: not a parameter" in typo.stderr
+    bad = tmp_path / "negatives.jsonl"
+    bad.write_text('{"query_id": "q0", "negatives": ["d1"]}\n{"query_id": "q1", "negatives": ["nope"]}\n')
+    own = run_rlab([*tiny_args, "miner=file", f"miner.path={bad}"], tmp_path / "c", tiny_beir)
+    assert own.returncode == 2 and f"{bad}:2: negative 'nope' is not in the corpus" in own.stderr
+
+
+@pytest.mark.parametrize("option", [*(f"miner={p.stem}" for p in sorted((CONF_DIR / "miner").glob("[!_]*.yaml"))),
+                                    *(f"sampler={p.stem}" for p in sorted((CONF_DIR / "sampler").glob("*.yaml")))])
+def test_every_miner_and_sampler_composes_and_validates(option):
+    overrides = [option, "miner.path=negatives.jsonl"] if option == "miner=file" else [option]
+    _validated(overrides)
+
+
+def test_a_users_negatives_file_is_read_as_is(tiny_beir: Path, tmp_path: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"query_id": "q0", "negatives": ["d7", "d9"], "scores": [2.5, null]}\n')
+    cfg = miner_settings({"kind": "file", "path": str(path)})
+    negatives, record = training_negatives(cfg, tiny(), dataset, "train", TEMPLATE, tmp_path, seed=0)
+    assert negatives == {"q0": [("d7", 2.5), ("d9", None)]}
+    assert record == {"kind": "file", "file": str(path), "queries": 1}
+    assert training_negatives(miner_settings(None), tiny(), dataset, "train", TEMPLATE, tmp_path, 0)[0] is None
