@@ -10,12 +10,13 @@ import torch
 
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.encoding import encode_texts
 from retrieval_lab import CONF_DIR
 from retrieval_lab.mining import NegativeSelection, StarMiner
 from retrieval_lab.mining.build import miner_settings, training_negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.objectives import InfoNCE
-from retrieval_lab.sampling import NegativePicker
+from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
 from retrieval_lab.training.module import RetrieverModule
 from tests.conftest import run_rlab
 from tests.test_config import _validated
@@ -151,3 +152,30 @@ def test_a_users_negatives_file_is_read_as_is(tiny_beir: Path, tmp_path: Path):
     assert negatives == {"q0": [("d7", 2.5), ("d9", None)]}
     assert record == {"kind": "file", "file": str(path), "queries": 1}
     assert training_negatives(miner_settings(None), tiny(), dataset, "train", TEMPLATE, tmp_path, 0)[0] is None
+
+
+def test_tas_balanced_loader_batches_hold_one_query_cluster(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    factory = topic_batches(model, dataset, n_clusters=4, batch_size=4, seed=0, iterations=10, encode_batch_size=16)
+    dm = _datamodule(dataset, model, None, 0, batch_sampler=factory)
+    query_ids = sorted({p.query_id for p in dm.pairs})
+    embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query", 16, progress=False)
+    cluster = dict(zip(query_ids, cluster_queries(embeddings, 4, seed=0, iterations=10).tolist()))
+    texts = {dataset.queries[q]: q for q in query_ids}
+    batches = list(dm.train_dataloader())
+    assert sum(len(b["doc_keys"]) for b in batches) == len(dm.pairs)
+    for batch in batches:
+        decoded = model.tokenization.tokenizer.batch_decode(batch["query"]["input_ids"], skip_special_tokens=True)
+        clusters = {cluster[q] for text, q in texts.items() for d in decoded if d == text.lower()}
+        assert len(clusters) == 1
+
+
+def test_hard_negatives_and_topic_batches_under_ddp(tiny_beir: Path, tmp_path: Path, tiny_args):
+    run_dir = tmp_path / "ddp"
+    result = run_rlab([*tiny_args, "trainer=ddp_sim", "miner=bm25", "miner.num_negatives=3", "miner.per_pair=2",
+                       "sampler=tas_balanced", "sampler.n_clusters=2"], run_dir, tiny_beir, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = _record(run_dir)
+    assert record["status"] == "done" and record["mining"]["queries"] == 30
+    assert "TAS-Balanced: 30 queries in 2 clusters" in (run_dir / "rlab.log").read_text()

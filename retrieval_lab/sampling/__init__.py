@@ -2,6 +2,6 @@
 clusters), and which of a query's mined negatives each pair carries."""
 
 from retrieval_lab.sampling.negative_picking import NegativePicker
-from retrieval_lab.sampling.tas_balanced import TopicBatchSampler, cluster_queries
+from retrieval_lab.sampling.tas_balanced import TopicBatchSampler, cluster_queries, topic_batches
 
-__all__ = ["NegativePicker", "TopicBatchSampler", "cluster_queries"]
+__all__ = ["NegativePicker", "TopicBatchSampler", "cluster_queries", "topic_batches"]

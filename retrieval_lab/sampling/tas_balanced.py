@@ -9,10 +9,15 @@ batches of ``batch_size`` (a cluster's last batch may be smaller), and the batch
 
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import faiss
 import numpy as np
+
+from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.encoding import encode_texts
+from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.training.cross_device import world
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +75,27 @@ class TopicBatchSampler:
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+def topic_batches(model: BiEncoder, dataset: BeirDataset, n_clusters: int, batch_size: int, seed: int,
+                  iterations: int = 25, encode_batch_size: int = 64) -> Callable[[list], TopicBatchSampler]:
+    """The data module's batch sampler factory: given the training pairs (``query_id`` each), it
+    clusters their queries with ``model`` as it is then (training has not started) and returns the
+    sampler, sharded over the processes of a distributed run."""
+
+    def factory(pairs: list) -> TopicBatchSampler:
+        query_ids = sorted({p.query_id for p in pairs})
+        training = model.training
+        model.eval()
+        embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query",
+                                  encode_batch_size, progress=False)
+        model.train(training)
+        labels = cluster_queries(embeddings, n_clusters, seed, iterations)
+        cluster_of = dict(zip(query_ids, labels.tolist()))
+        sizes = sorted(int((labels == c).sum()) for c in set(labels.tolist()))
+        log.info("TAS-Balanced: %d queries in %d clusters (sizes %d..%d, median %d)",
+                 len(query_ids), len(sizes), sizes[0], sizes[-1], sizes[len(sizes) // 2])
+        rank, size = world()
+        return TopicBatchSampler([cluster_of[p.query_id] for p in pairs], batch_size, seed, rank, size)
+
+    return factory

@@ -1,7 +1,6 @@
 """Stage ``train``: fit the bi-encoder with Lightning, then export it."""
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,14 +9,13 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.data.datamodule import ContrastiveDataModule, Pair
-from retrieval_lab.encoding import encode_texts
+from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.mining.build import miner_settings, negative_selection
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.export import export_model
-from retrieval_lab.sampling import NegativePicker, TopicBatchSampler, cluster_queries
+from retrieval_lab.sampling import NegativePicker, topic_batches
 from retrieval_lab.training.module import RetrieverModule
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,9 @@ def train(
         negatives=negatives,
         negatives_per_pair=per_pair if negatives is not None else 0,
         picker=NegativePicker(sampler.get("negatives", "random"), sampler.get("margin_bins", 10)),
-        batch_sampler=_topic_batches(cfg, model, dataset) if sampler.get("kind") == "tas_balanced" else None,
+        batch_sampler=topic_batches(model, dataset, sampler.n_clusters, data.batch_size, cfg.seed,
+                                    sampler.kmeans_iterations, cfg.encode_batch_size)
+        if sampler.get("kind") == "tas_balanced" else None,
     )
     log.info(
         "training on %d pairs from %s/%s; %d queries held out for validation",
@@ -74,24 +74,3 @@ def train(
         log.info("exported the trained model to %s", path)
     return trainer
 
-
-def _topic_batches(cfg: DictConfig, model: BiEncoder, dataset: BeirDataset) -> Callable[[list[Pair]], TopicBatchSampler]:
-    """TAS-Balanced: cluster the training queries once, with the model as training starts."""
-    from retrieval_lab.training.cross_device import world  # the process group exists once fit starts
-
-    def factory(pairs: list[Pair]) -> TopicBatchSampler:
-        query_ids = sorted({p.query_id for p in pairs})
-        training = model.training
-        model.eval()
-        embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query",
-                                  cfg.encode_batch_size, progress=False)
-        model.train(training)
-        labels = cluster_queries(embeddings, cfg.sampler.n_clusters, cfg.seed, cfg.sampler.kmeans_iterations)
-        cluster_of = dict(zip(query_ids, labels.tolist()))
-        sizes = sorted((labels == c).sum() for c in set(labels.tolist()))
-        log.info("TAS-Balanced: %d queries in %d clusters (sizes %d..%d, median %d)",
-                 len(query_ids), len(sizes), sizes[0], sizes[-1], sizes[len(sizes) // 2])
-        rank, size = world()
-        return TopicBatchSampler([cluster_of[p.query_id] for p in pairs], cfg.data.batch_size, cfg.seed, rank, size)
-
-    return factory
