@@ -1,7 +1,6 @@
 """Hard-negative mining on the tiny corpus: the shared selection, the BM25 miner, the file format
 and the cache."""
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,8 @@ from retrieval_lab.data.beir import document_text, load_beir
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.errors import DataError
 from retrieval_lab.lexical import BM25Index
-from retrieval_lab.mining import BM25Miner, DenseMiner, NegativeSelection, cached_negatives, read_negatives, write_negatives
+from retrieval_lab.mining import (BM25Miner, DenseMiner, NegativeSelection, cached_negatives, read_negatives,
+                                  write_negatives)
 from retrieval_lab.mining.selection import FILTERS
 from retrieval_lab.models.bi_encoder import BiEncoder
 

@@ -2,8 +2,8 @@
 the negatives; the cache keeps them for every later run."""
 
 from retrieval_lab.mining.bm25_miner import BM25Miner
-from retrieval_lab.mining.dense_miner import DenseMiner
 from retrieval_lab.mining.cache import cached_negatives, negatives_key
+from retrieval_lab.mining.dense_miner import DenseMiner
 from retrieval_lab.mining.miner import Miner, MiningResult
 from retrieval_lab.mining.negatives_file import read_negatives, write_negatives
 from retrieval_lab.mining.selection import NegativeSelection
