@@ -1,0 +1,50 @@
+"""TAS-B's dual supervision (Hofstätter et al., 2021, "Efficiently Teaching an Effective Dense
+Retriever with Balanced Topic Aware Sampling"): one teacher scores each query's own (positive,
+negative) pairs, a second, cheaper one scores every query against every document of the batch."""
+
+import torch
+from torch import nn
+
+from retrieval_lab.objectives.kl_listwise import ListwiseKL
+from retrieval_lab.objectives.margin_mse import MarginMSE
+
+
+class DualTeacher(nn.Module):
+    r"""
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_{pair}\big(s^{pair}, t^{pair}\big)
+            + \alpha \, \mathcal{L}_{in\text{-}batch}\big(s^{batch}, t^{batch}\big)
+
+    :math:`\mathcal{L}_{pair}` is Margin-MSE over each query's positive and hard negatives (the
+    paper's BERT-CAT teacher). The in-batch term covers query i against all N documents of the
+    batch, its target column ``targets[i]`` the positive (the paper's ColBERT teacher), either as
+    Margin-MSE over every (target, other column) margin (``in_batch="margin_mse"``, the paper's
+    choice) or as listwise KL (``"kl"``). ``mask`` [B, N] removes columns (other labelled positives
+    of the query) from the in-batch term.
+    """
+
+    def __init__(self, in_batch_weight: float = 1.0, in_batch: str = "margin_mse",
+                 student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
+        super().__init__()
+        if in_batch not in ("margin_mse", "kl"):
+            raise ValueError(f"in_batch must be 'margin_mse' or 'kl', got {in_batch!r}")
+        self.in_batch_weight = in_batch_weight
+        self.in_batch = in_batch
+        self.pairwise = MarginMSE()
+        self.kl = ListwiseKL(student_temperature, teacher_temperature)
+
+    def forward(self, student_pairs: torch.Tensor, teacher_pairs: torch.Tensor, student_batch: torch.Tensor,
+                teacher_batch: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        pairwise = self.pairwise(student_pairs, teacher_pairs)
+        if self.in_batch == "kl":
+            return pairwise + self.in_batch_weight * self.kl(student_batch, teacher_batch, mask)
+        rows = torch.arange(len(targets), device=targets.device)
+        keep = torch.ones_like(student_batch, dtype=torch.bool)
+        keep[rows, targets] = False
+        if mask is not None:
+            keep &= ~mask
+        student_margin = student_batch[rows, targets][:, None] - student_batch
+        teacher_margin = (teacher_batch[rows, targets][:, None] - teacher_batch).to(student_batch.dtype)
+        in_batch = ((student_margin - teacher_margin) ** 2)[keep].mean()
+        return pairwise + self.in_batch_weight * in_batch

@@ -1,0 +1,34 @@
+"""Query-tower embedding distillation (ScalingNote, Huang et al., 2024, "ScalingNote: Scaling up
+Retrievers with Large Language Models for Real-World Dense Retrieval"): a small query encoder is
+trained to reproduce a frozen teacher's query embeddings, so it can search the teacher's document
+index unchanged."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class EmbeddingDistillation(nn.Module):
+    r"""
+
+    .. math::
+        \mathcal{L} = \frac{w_{mse}}{B} \sum_i \lVert q^s_i - q^t_i \rVert^2
+            + \frac{w_{cos}}{B} \sum_i \big(1 - \cos(q^s_i, q^t_i)\big)
+
+    The MSE term fixes the embeddings' scale as well as direction, which inner-product search
+    against the teacher's index needs; the cosine term is scale-free.
+    """
+
+    def __init__(self, mse_weight: float = 1.0, cosine_weight: float = 1.0) -> None:
+        super().__init__()
+        if mse_weight < 0 or cosine_weight < 0 or mse_weight + cosine_weight == 0:
+            raise ValueError(f"weights must be >= 0 and not both 0, got mse {mse_weight}, cosine {cosine_weight}")
+        self.mse_weight = mse_weight
+        self.cosine_weight = cosine_weight
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """student, teacher: [B, dim] query embeddings (the teacher's without gradient)."""
+        teacher = teacher.detach().to(student.dtype)
+        mse = ((student - teacher) ** 2).sum(dim=-1).mean()
+        cosine = (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+        return self.mse_weight * mse + self.cosine_weight * cosine

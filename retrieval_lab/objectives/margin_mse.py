@@ -1,0 +1,26 @@
+"""Margin-MSE (Hofstätter et al., 2020, "Improving Efficient Neural Ranking Models with
+Cross-Architecture Knowledge Distillation")."""
+
+import torch
+from torch import nn
+
+
+class MarginMSE(nn.Module):
+    r"""For each query, its positive (column 0) and each of its negatives (columns 1..k):
+
+    .. math::
+        \mathcal{L} = \frac{1}{Bk} \sum_i \sum_{j=1}^{k}
+            \big( (s_{i0} - s_{ij}) - (t_{i0} - t_{ij}) \big)^2
+
+    with :math:`s` the student's scores and :math:`t` the teacher's. Only margins are matched, so a
+    teacher on another scale (a cross-encoder's logits) can teach a dot-product student.
+    """
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """student, teacher: [B, 1 + k] scores, the positive in column 0."""
+        if student.shape != teacher.shape or student.shape[-1] < 2:
+            raise ValueError(f"student and teacher scores must both be [B, 1 + k >= 2], got "
+                             f"{list(student.shape)} and {list(teacher.shape)}")
+        student_margin = student[:, :1] - student[:, 1:]
+        teacher_margin = teacher[:, :1] - teacher[:, 1:]
+        return ((student_margin - teacher_margin.to(student.dtype)) ** 2).mean()

@@ -1,0 +1,71 @@
+"""Distillation losses against values computed by hand from their formulas."""
+
+import math
+
+import pytest
+import torch
+
+from retrieval_lab.objectives import DualTeacher, EmbeddingDistillation, ListwiseKL, MarginMSE
+
+
+def test_margin_mse_matches_the_formula():
+    student = torch.tensor([[3.0, 1.0, 0.0], [2.0, 2.5, 1.0]])
+    teacher = torch.tensor([[10.0, 9.0, 5.0], [4.0, 1.0, 3.0]])
+    # margins: student [[2, 3], [-0.5, 1]], teacher [[1, 5], [3, 1]]; squared errors 1, 4, 12.25, 0
+    assert MarginMSE()(student, teacher).item() == pytest.approx((1 + 4 + 12.25 + 0) / 4)
+    assert MarginMSE()(teacher + 7, teacher).item() == 0  # a shifted scale teaches nothing new
+    with pytest.raises(ValueError, match="1 \\+ k >= 2"):
+        MarginMSE()(student[:, :1], teacher[:, :1])
+
+
+def _softmax(row, tau):
+    exps = [math.exp(x / tau) for x in row]
+    return [e / sum(exps) for e in exps]
+
+
+def test_listwise_kl_matches_the_formula_with_separate_temperatures():
+    student = [[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]
+    teacher = [[8.0, 2.0, 0.0], [1.0, 3.0, 2.0]]
+    expected = 0.0
+    for s_row, t_row in zip(student, teacher):
+        p_s, p_t = _softmax(s_row, 0.5), _softmax(t_row, 2.0)
+        expected += sum(t * (math.log(t) - math.log(s)) for s, t in zip(p_s, p_t))
+    loss = ListwiseKL(student_temperature=0.5, teacher_temperature=2.0)(torch.tensor(student), torch.tensor(teacher))
+    assert loss.item() == pytest.approx(expected / 2, rel=1e-5)
+    same = torch.tensor(teacher)
+    assert ListwiseKL(2.0, 2.0)(same, same).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_listwise_kl_leaves_masked_columns_out():
+    student, teacher = torch.tensor([[1.0, 0.0, 5.0]]), torch.tensor([[2.0, 1.0, -3.0]])
+    mask = torch.tensor([[False, False, True]])
+    masked = ListwiseKL()(student, teacher, mask)
+    assert masked.item() == pytest.approx(ListwiseKL()(student[:, :2], teacher[:, :2]).item(), rel=1e-6)
+
+
+def test_embedding_distillation_is_mse_plus_cosine_distance():
+    student = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    teacher = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    # squared distances 2 and 1; cosines 0 and 1
+    loss = EmbeddingDistillation(mse_weight=0.5, cosine_weight=2.0)(student, teacher)
+    assert loss.item() == pytest.approx(0.5 * (2 + 1) / 2 + 2.0 * ((1 - 0) + (1 - 1)) / 2)
+    teacher.requires_grad_(True)
+    EmbeddingDistillation()(student.requires_grad_(True), teacher).backward()
+    assert teacher.grad is None and student.grad is not None  # the teacher stays frozen
+
+
+def test_dual_teacher_is_pairwise_margin_mse_plus_weighted_in_batch_term():
+    student_pairs, teacher_pairs = torch.tensor([[2.0, 1.0]]), torch.tensor([[3.0, 0.0]])  # (1 - 3)^2 = 4
+    student_batch = torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0]])
+    teacher_batch = torch.tensor([[2.0, 1.0, 1.0], [1.0, 2.0, 0.0]])
+    targets = torch.tensor([0, 1])
+    # query 0 margins vs columns 1, 2: student (2, 1), teacher (1, 1) -> errors 1, 0
+    # query 1 margins vs columns 0, 2: student (1, -2), teacher (1, 2) -> errors 0, 16
+    loss = DualTeacher(in_batch_weight=0.5)(student_pairs, teacher_pairs, student_batch, teacher_batch, targets)
+    assert loss.item() == pytest.approx(4 + 0.5 * (1 + 0 + 0 + 16) / 4)
+    mask = torch.tensor([[False, False, False], [False, False, True]])  # column 2 is query 1's other positive
+    masked = DualTeacher(in_batch_weight=0.5)(student_pairs, teacher_pairs, student_batch, teacher_batch, targets, mask)
+    assert masked.item() == pytest.approx(4 + 0.5 * (1 + 0 + 0) / 3)
+    kl = DualTeacher(in_batch_weight=2.0, in_batch="kl")(student_pairs, teacher_pairs, student_batch, teacher_batch,
+                                                         targets)
+    assert kl.item() == pytest.approx(4 + 2.0 * ListwiseKL()(student_batch, teacher_batch).item())
