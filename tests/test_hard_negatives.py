@@ -11,9 +11,9 @@ import torch
 from retrieval_lab import CONF_DIR
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.mining import NegativeSelection, StarMiner
-from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.mining.build import miner_settings, mining_model, training_negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.models.export import export_model
