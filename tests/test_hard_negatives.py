@@ -11,10 +11,12 @@ import torch
 from retrieval_lab import CONF_DIR
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.mining import NegativeSelection, StarMiner
-from retrieval_lab.mining.build import miner_settings, training_negatives
+from retrieval_lab.mining.build import miner_settings, mining_model, training_negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
+from retrieval_lab.models.export import export_model
 from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
 from retrieval_lab.training.module import RetrieverModule
@@ -167,3 +169,12 @@ def test_hard_negatives_and_topic_batches_under_ddp(tiny_beir: Path, tmp_path: P
     record = _record(run_dir)
     assert record["status"] == "done" and record["mining"]["queries"] == 30
     assert "TAS-Balanced: 30 queries in 2 clusters" in (run_dir / "rlab.log").read_text()
+
+
+def test_the_mining_model_is_the_run_model_an_export_or_a_model_config(tmp_path: Path):
+    run_model = tiny()
+    assert mining_model(None, run_model) is run_model
+    exported = export_model(tiny(), tmp_path / "model")
+    assert model_fingerprint(mining_model(str(exported), run_model)) == model_fingerprint(run_model)
+    built = mining_model({"_target_": "retrieval_lab.models.BiEncoder", "name_or_path": str(exported)}, run_model)
+    assert built is not run_model and model_fingerprint(built) == model_fingerprint(run_model)
