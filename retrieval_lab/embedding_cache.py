@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
+from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.provenance import file_sha256
 
@@ -39,26 +39,8 @@ class CorpusEmbeddings:
 
 def model_fingerprint(model: BiEncoder) -> str:
     """sha256 of the encoding contract (less the model's name), the tokenizer and every weight."""
-    digest = hashlib.sha256()
     contract = {k: v for k, v in model.encoding_contract().items() if k != "name_or_path"}
-    digest.update(json.dumps(contract, sort_keys=True).encode())
-    digest.update(_tokenizer_fingerprint(model.tokenization.tokenizer).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _tokenizer_fingerprint(tokenizer) -> str:
-    """The tokenizer's vocabulary and pipeline, without the truncation/padding state that a fast
-    tokenizer's backend carries over from its last call."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return json.dumps(tokenizer.get_vocab(), sort_keys=True) + type(tokenizer).__name__
-    spec = json.loads(backend.to_str())
-    spec.pop("truncation", None)
-    spec.pop("padding", None)
-    return json.dumps(spec, sort_keys=True)
+    return module_fingerprint(model, model.tokenization.tokenizer, contract)
 
 
 def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[str, dict]:

@@ -6,13 +6,12 @@ prefixes as the ``query``/``document`` prompts) and a plain Hugging Face model a
 towers are exported as two such models, ``query/`` and ``doc/``.
 """
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+from retrieval_lab.atomic import atomic_directory
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.tokenization import Side
 
@@ -21,22 +20,13 @@ ST_POOLING = {"mean": "mean", "cls": "cls", "last": "lasttoken"}
 
 def export_model(model: BiEncoder, out_dir: str | Path) -> Path:
     """Write the export to a temp directory beside ``out_dir`` and move it into place."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_directory(out_dir) as tmp:
         if model.shared:
             _export_tower(model, "query", tmp)
         else:
             for side in ("query", "doc"):
                 _export_tower(model, side, tmp / side)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 def _export_tower(model: BiEncoder, side: Side, path: Path) -> None:

@@ -1,0 +1,36 @@
+"""A bi-encoder teacher: the inner product of its query and document embeddings (for instance a
+larger fine-tuned bi-encoder, or TAS-B's in-batch ColBERT stand-in)."""
+
+from typing import Any
+
+import numpy as np
+
+from retrieval_lab.data.beir import BeirDataset, document_text
+from retrieval_lab.embedding_cache import model_fingerprint
+from retrieval_lab.encoding import encode_texts
+from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.teachers.teacher import PairIds, Teacher
+
+
+class BiEncoderTeacher(Teacher):
+    """Args: ``model``: a :class:`BiEncoder` or the path of an exported one; ``batch_size``."""
+
+    def __init__(self, model: BiEncoder | str, batch_size: int = 64) -> None:
+        self.model = model if isinstance(model, BiEncoder) else BiEncoder(name_or_path=str(model))
+        self.batch_size = batch_size
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"kind": "bi_encoder", "model_sha256": model_fingerprint(self.model)}
+
+    def score(self, dataset: BeirDataset, pairs: PairIds, doc_template: str) -> np.ndarray:
+        query_ids = sorted({q for q, _ in pairs})
+        doc_ids = sorted({d for _, d in pairs})
+        self.model.eval()
+        queries = encode_texts(self.model, [dataset.queries[q] for q in query_ids], "query", self.batch_size, False)
+        docs = encode_texts(self.model, [document_text(dataset.corpus[d], doc_template) for d in doc_ids], "doc",
+                            self.batch_size, False)
+        q_row = {q: i for i, q in enumerate(query_ids)}
+        d_row = {d: i for i, d in enumerate(doc_ids)}
+        q_index = np.fromiter((q_row[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
+        d_index = np.fromiter((d_row[d] for _, d in pairs), dtype=np.int64, count=len(pairs))
+        return np.einsum("ij,ij->i", queries[q_index], docs[d_index]).astype(np.float32)

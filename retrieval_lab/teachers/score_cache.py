@@ -1,0 +1,47 @@
+"""Teacher scores for every (query, document) pair the training data will show, computed once
+before training and kept in ``<cache_dir>/teacher_scores/<key>.jsonl``. The key hashes the
+teacher (its weights and settings), the data files, the document template and the pairs
+themselves (so other negatives make another file); a teacher that changes invalidates it."""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.provenance import data_checksums
+from retrieval_lab.teachers.scores_file import Scores, read_scores, write_scores
+from retrieval_lab.teachers.teacher import PairIds, Teacher
+
+log = logging.getLogger(__name__)
+
+
+def scores_key(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairIds,
+               doc_template: str) -> tuple[str, dict[str, Any]]:
+    pairs_digest = hashlib.sha256("\n".join(f"{q}\t{d}" for q, d in sorted(set(pairs))).encode()).hexdigest()
+    parts = {"dataset": dataset.name, "sha256": data_checksums(dataset.path, [split]), "split": split,
+             "doc_template": doc_template, "teacher": teacher.fingerprint(), "pairs_sha256": pairs_digest,
+             "pairs": len(set(pairs))}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+
+
+def cached_teacher_scores(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairIds,
+                          doc_template: str, cache_dir: str | Path) -> tuple[Scores, Path, dict[str, Any]]:
+    """The teacher's score of every pair, from the cache or computed and written there; returns
+    them, the file and its record (with ``cache_hit``)."""
+    unique = sorted(set(pairs))
+    key, parts = scores_key(teacher, dataset, split, unique, doc_template)
+    path = Path(cache_dir) / "teacher_scores" / f"{key}.jsonl"
+    sidecar = path.with_suffix(".json")
+    if path.is_file() and sidecar.is_file():
+        log.info("teacher scores cache hit: %s", path)
+        return read_scores(path), path, {**json.loads(sidecar.read_text()), "cache_hit": True}
+    values = teacher.score(dataset, unique, doc_template)
+    scores = {pair: float(v) for pair, v in zip(unique, values)}
+    write_scores(path, scores)
+    record = {"key": key, **parts}
+    atomic_write_json(sidecar, record)  # written last: a file without it is not a complete entry
+    log.info("teacher scores cache miss: scored %d pairs into %s", len(unique), path)
+    return scores, path, {**record, "cache_hit": False}
