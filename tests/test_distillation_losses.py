@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from retrieval_lab.objectives import DualTeacher, EmbeddingDistillation, ListwiseKL, MarginMSE
+from retrieval_lab.objectives import (DualTeacher, EmbeddingDistillation, InfoNCE, ListwiseKL, LossInputs, MarginMSE,
+                                      MissingInput, WeightedSum)
 
 
 def test_margin_mse_matches_the_formula():
@@ -69,3 +70,31 @@ def test_dual_teacher_is_pairwise_margin_mse_plus_weighted_in_batch_term():
     kl = DualTeacher(in_batch_weight=2.0, in_batch="kl")(student_pairs, teacher_pairs, student_batch, teacher_batch,
                                                          targets)
     assert kl.item() == pytest.approx(4 + 2.0 * ListwiseKL()(student_batch, teacher_batch).item())
+
+
+def _inputs(**extra) -> LossInputs:
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    docs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [1.0, 1.0]])  # 2 positives, then 1 negative each
+    return LossInputs(query, docs, targets=torch.tensor([0, 1]), pair_columns=torch.tensor([[0, 2], [1, 3]]), **extra)
+
+
+def test_objectives_read_what_they_need_from_the_step():
+    inputs = _inputs(teacher_pairs=torch.tensor([[3.0, 1.0], [2.0, 2.0]]))
+    assert inputs.student_pairs().tolist() == [[1.0, 0.5], [1.0, 1.0]]
+    # student margins 0.5 and 0; teacher margins 2 and 0
+    assert MarginMSE().compute(inputs).item() == pytest.approx((1.5 ** 2 + 0) / 2)
+    with pytest.raises(MissingInput, match="a teacher"):
+        MarginMSE().compute(_inputs())
+    with pytest.raises(MissingInput, match="hard negatives"):
+        MarginMSE().compute(LossInputs(inputs.query, inputs.docs, inputs.targets))
+
+
+def test_weighted_sum_adds_named_terms_and_keeps_each_value():
+    inputs = _inputs(teacher_pairs=torch.tensor([[3.0, 1.0], [2.0, 2.0]]))
+    infonce, margin = InfoNCE(0.5), MarginMSE()
+    combined = WeightedSum({"infonce": {"loss": infonce, "weight": 1.0}, "margin_mse": {"loss": margin, "weight": 0.25}})
+    expected = infonce.compute(inputs) + 0.25 * margin.compute(inputs)
+    assert combined.compute(inputs).item() == pytest.approx(expected.item())
+    assert combined.last_terms == pytest.approx({"infonce": infonce.compute(inputs).item(), "margin_mse": 1.125})
+    with pytest.raises(ValueError, match="exactly 'loss' and 'weight'"):
+        WeightedSum({"infonce": {"loss": infonce}})

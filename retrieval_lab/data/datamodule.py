@@ -138,12 +138,17 @@ class ContrastiveDataModule(pl.LightningDataModule):
         docs = [document_text(self.dataset.corpus[d], self.doc_template) for d in doc_ids]
         positives = [sorted(self.doc_keys[d] for d in self.positives[p.query_id]) for p in pairs]
         width = max(len(row) for row in positives)
-        return {
+        batch = {
             "query": self.tokenization(queries, "query"),
             "doc": self.tokenization(docs, "doc"),
             "doc_keys": torch.tensor([self.doc_keys[d] for d in doc_ids]),
             "query_positives": torch.tensor([row + [-1] * (width - len(row)) for row in positives]),
         }
+        if self.negatives_per_pair:
+            size, k = len(pairs), self.negatives_per_pair
+            own = size + torch.arange(size * k).view(size, k)
+            batch["pair_columns"] = torch.cat([torch.arange(size)[:, None], own], dim=1)
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         if self.batch_sampler_factory is not None:

@@ -5,6 +5,7 @@ negative) pairs, a second, cheaper one scores every query against every document
 import torch
 from torch import nn
 
+from retrieval_lab.objectives.inputs import LossInputs
 from retrieval_lab.objectives.kl_listwise import ListwiseKL
 from retrieval_lab.objectives.margin_mse import MarginMSE
 
@@ -33,6 +34,11 @@ class DualTeacher(nn.Module):
         self.in_batch = in_batch
         self.pairwise = MarginMSE()
         self.kl = ListwiseKL(student_temperature, teacher_temperature)
+
+    def compute(self, inputs: LossInputs) -> torch.Tensor:
+        return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a pairwise teacher (teacher=...)"),
+                    inputs.scores(), inputs.require("teacher_batch", "an in-batch teacher (teacher=ensemble)"),
+                    inputs.targets, inputs.mask)
 
     def forward(self, student_pairs: torch.Tensor, teacher_pairs: torch.Tensor, student_batch: torch.Tensor,
                 teacher_batch: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

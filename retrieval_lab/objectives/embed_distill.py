@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retrieval_lab.objectives.inputs import LossInputs
+
 
 class EmbeddingDistillation(nn.Module):
     r"""
@@ -25,6 +27,9 @@ class EmbeddingDistillation(nn.Module):
             raise ValueError(f"weights must be >= 0 and not both 0, got mse {mse_weight}, cosine {cosine_weight}")
         self.mse_weight = mse_weight
         self.cosine_weight = cosine_weight
+
+    def compute(self, inputs: LossInputs) -> torch.Tensor:
+        return self(inputs.query, inputs.require("teacher_query", "a bi-encoder teacher's query embeddings"))
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """student, teacher: [B, dim] query embeddings (the teacher's without gradient)."""

@@ -4,6 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retrieval_lab.objectives.inputs import LossInputs
+
 
 class InfoNCE(nn.Module):
     r"""Contrastive loss of DPR (Karpukhin et al., 2020, "Dense Passage Retrieval for Open-Domain
@@ -32,6 +34,9 @@ class InfoNCE(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
         self.symmetric = symmetric
+
+    def compute(self, inputs: LossInputs) -> torch.Tensor:
+        return self(inputs.query, inputs.docs, targets=inputs.targets, mask=inputs.mask)
 
     def forward(
         self,

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from retrieval_lab.objectives.inputs import LossInputs
+
 
 class ListwiseKL(nn.Module):
     r"""KL divergence from the teacher's to the student's distribution over each query's candidates:
@@ -25,6 +27,10 @@ class ListwiseKL(nn.Module):
                              f"teacher {teacher_temperature}")
         self.student_temperature = student_temperature
         self.teacher_temperature = teacher_temperature
+
+    def compute(self, inputs: LossInputs) -> torch.Tensor:
+        """Over each query's positive and own hard negatives."""
+        return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a teacher (teacher=...)"))
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if student.shape != teacher.shape:

@@ -4,6 +4,8 @@ Cross-Architecture Knowledge Distillation")."""
 import torch
 from torch import nn
 
+from retrieval_lab.objectives.inputs import LossInputs
+
 
 class MarginMSE(nn.Module):
     r"""For each query, its positive (column 0) and each of its negatives (columns 1..k):
@@ -15,6 +17,9 @@ class MarginMSE(nn.Module):
     with :math:`s` the student's scores and :math:`t` the teacher's. Only margins are matched, so a
     teacher on another scale (a cross-encoder's logits) can teach a dot-product student.
     """
+
+    def compute(self, inputs: LossInputs) -> torch.Tensor:
+        return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a teacher (teacher=...)"))
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """student, teacher: [B, 1 + k] scores, the positive in column 0."""

@@ -9,14 +9,16 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.objectives.inputs import LossInputs
 from retrieval_lab.training.cross_device import false_negative_mask, gather_documents
 
 # Parameters that get no weight decay, as in BERT and sentence-transformers' fit().
 NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
 
 
-def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
-    """This rank's queries against the batch's documents (all ranks' when ``gather``)."""
+def loss_inputs(model: BiEncoder, batch: dict, gather: bool) -> LossInputs:
+    """This rank's queries against the batch's documents (all ranks' when ``gather``), with what
+    the data module attached for distillation (pair columns, teacher scores)."""
     query = model(batch["query"], "query")
     docs, doc_keys = model(batch["doc"], "doc"), batch["doc_keys"]
     offset = 0
@@ -24,7 +26,14 @@ def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather
         docs, doc_keys, offset = gather_documents(docs, doc_keys)
     targets = offset + torch.arange(query.shape[0], device=query.device)
     mask = false_negative_mask(batch["query_positives"], doc_keys, targets)
-    return objective(query, docs, targets=targets, mask=mask)
+    pair_columns = batch.get("pair_columns")
+    return LossInputs(query, docs, targets, mask,
+                      pair_columns=None if pair_columns is None else pair_columns + offset,
+                      teacher_pairs=batch.get("teacher_pairs"))
+
+
+def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
+    return objective.compute(loss_inputs(model, batch, gather))
 
 
 class RetrieverModule(pl.LightningModule):
@@ -53,7 +62,10 @@ class RetrieverModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = contrastive_loss(self.model, self.objective, batch, self.gather_across_devices)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["doc_keys"].shape[0])
+        size = batch["doc_keys"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name, value in getattr(self.objective, "last_terms", {}).items():
+            self.log(f"train/{name}", value, batch_size=size)
         return loss
 
     def configure_optimizers(self) -> dict:
