@@ -17,7 +17,8 @@ from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.record import RECORD_FILE, RunRecord
 from retrieval_lab.stages.index import build_index, load_index
-from retrieval_lab.stages.train import train
+from retrieval_lab.stages.teach import teach
+from retrieval_lab.stages.train import train, training_data
 from retrieval_lab.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,14 @@ def _run_stages(
                     cfg.paths.cache_dir, cfg.seed, cfg.encode_batch_size, cfg.progress,
                 )
             record.update(mining=mining)
+        datamodule = training_data(cfg, model, dataset, negatives)
+        if cfg.get("teacher"):
+            with record.stage("teach"):
+                teaching = teach(instantiate(cfg.teacher), datamodule, cfg.data.train_split,
+                                 cfg.data.doc_template, cfg.paths.cache_dir)
+            record.update(teacher=teaching)
         with record.stage("train"):
-            trainer = train(cfg, model, dataset, run_dir, tracker.loggers, negatives)
+            trainer = train(cfg, model, datamodule, run_dir, tracker.loggers)
         step = trainer.global_step
         refreshes = [c.history for c in trainer.callbacks if isinstance(c, NegativeRefresh)]
         if refreshes:

@@ -13,6 +13,7 @@ from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.encoding import encode_texts
+from retrieval_lab.errors import DataError
 from retrieval_lab.mining import NegativeSelection, StarMiner
 from retrieval_lab.mining.build import miner_settings, mining_model, training_negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
@@ -50,7 +51,28 @@ def test_pairs_carry_their_negatives_as_extra_columns_never_a_positive(tiny_beir
     assert by_query["q0"][0] == keys["d50"]  # the positive was dropped; a random doc tops it up
     for query_id, cols in by_query.items():
         assert keys[positive[query_id]] not in cols and len(set(cols)) == 2
-    assert dm.topped_up == 1 + 2
+    assert dm.topped_up == 1 + 2 * 28  # q0 lacks one, the 28 queries without negatives two each
+    assert batch["pair_columns"].tolist() == [[0, 3, 4], [1, 5, 6], [2, 7, 8]]
+    assert dm.collate(pairs)["doc_keys"][3:].tolist() == columns[3:]  # the filled pools are fixed
+
+
+def test_batches_carry_the_teachers_score_of_each_pair(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    dm = _datamodule(dataset, model, {"q0": [("d50", 1.0), ("d51", 0.5)]}, 2, picker=NegativePicker("top"))
+    pairs = dm.scored_pairs()
+    assert len(pairs) == 30 * 3 and ("q0", "d50") in pairs and ("q0", "d0") in pairs
+    dm.teacher_scores = {pair: float(i) for i, pair in enumerate(pairs)}
+    batch_pairs = [p for p in dm.pairs if p.query_id in ("q0", "q1")]
+    batch = dm.collate(batch_pairs)
+    ids = list(dataset.corpus)
+    for row, pair in enumerate(batch_pairs):
+        docs = [ids[k] for k in batch["doc_keys"][batch["pair_columns"][row]].tolist()]
+        assert docs[0] == pair.doc_id
+        assert batch["teacher_pairs"][row].tolist() == [dm.teacher_scores[(pair.query_id, d)] for d in docs]
+    del dm.teacher_scores[("q0", "d50")]
+    with pytest.raises(DataError, match="no score for .*'q0', 'd50'"):
+        dm.collate(batch_pairs)
 
 
 def test_star_mixes_hard_and_random_negatives(tiny_beir: Path, tmp_path: Path):

@@ -89,6 +89,7 @@ class RunSchema:
     trainer: Any = MISSING
     miner: MinerSchema = field(default_factory=MinerSchema)
     sampler: SamplerSchema = field(default_factory=SamplerSchema)
+    teacher: Optional[Any] = None
     logger: Optional[Any] = None
     callbacks: Optional[Any] = None
     optimized_metric: Optional[str] = None

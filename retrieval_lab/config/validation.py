@@ -89,6 +89,13 @@ def _check_negatives(container: dict[str, Any]) -> None:
     per_pair = miner.get("per_pair")
     if per_pair is not None and per_pair < 1:
         raise ConfigError("miner.per_pair", f"must be >= 1, got {per_pair}")
+    if container.get("teacher"):
+        if kind == "none":
+            raise ConfigError("teacher", "a teacher scores each query's positive against its hard negatives: "
+                              "choose a miner (miner=bm25, dense, ...)")
+        if kind == "dense_refresh":
+            raise ConfigError("teacher", "teacher scores are computed once, for the negatives mined before "
+                              "training; miner=dense_refresh changes them during training")
     skind = sampler.get("kind", "random")
     if skind not in SAMPLER_KINDS:
         raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")

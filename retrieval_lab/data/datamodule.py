@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from retrieval_lab.data.beir import BeirDataset, document_text
+from retrieval_lab.errors import DataError
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.models.tokenization import Tokenization
 from retrieval_lab.sampling.negative_picking import NegativePicker
@@ -40,8 +41,10 @@ class ContrastiveDataModule(pl.LightningDataModule):
 
     With ``negatives`` (query id -> mined candidates), every pair carries ``negatives_per_pair``
     of its query's negatives, chosen afresh for each batch by ``picker``; a query with fewer
-    candidates is topped up with random corpus documents that are not its positives, so every
-    batch has the same number of document columns (the cross-device gather needs that).
+    candidates is topped up once with seeded random corpus documents that are not its positives,
+    so every batch has the same number of document columns (the cross-device gather needs that)
+    and every pair a batch can show is known before training (:meth:`scored_pairs`, which a
+    teacher scores; ``teacher_scores`` then puts them in each batch as ``teacher_pairs``).
     :meth:`set_negatives` swaps in new candidates mid-run (ANCE-style refresh).
     ``batch_sampler`` (built from the training pairs) replaces plain shuffling (TAS-Balanced).
     """
@@ -87,22 +90,41 @@ class ContrastiveDataModule(pl.LightningDataModule):
         if negatives is not None and negatives_per_pair < 1:
             raise ValueError(f"negatives_per_pair must be >= 1 with negatives, got {negatives_per_pair}")
         self.negatives_per_pair = negatives_per_pair if negatives is not None else 0
-        self.negatives: Negatives = {}
-        self.topped_up = 0  # negative slots filled with random documents so far
-        if negatives is not None:
-            self.set_negatives(negatives)
         self.picker = picker or NegativePicker()
         self._rng = random.Random(seed)
+        self._doc_ids = list(dataset.corpus)
+        self.negatives: Negatives = {}
+        self.topped_up = 0  # random documents added to short pools
+        if negatives is not None:
+            self.set_negatives(negatives)
+        self.teacher_scores: dict[tuple[str, str], float] | None = None
         self.batch_sampler_factory = batch_sampler
         self.batch_sampler: Iterable[list[int]] | None = None
-        self._doc_ids = list(dataset.corpus)
 
     def set_negatives(self, negatives: Negatives) -> None:
-        """Use ``negatives`` from the next batch on (labelled positives are dropped again here, so
-        a user's file cannot smuggle one in)."""
-        self.negatives = {
-            q: [(d, s) for d, s in cands if d not in self.positives.get(q, ())] for q, cands in negatives.items()
-        }
+        """Use ``negatives`` from the next batch on: labelled positives are dropped again (a user's
+        file cannot smuggle one in), and each training query's pool is topped up to
+        ``negatives_per_pair`` with random non-positive documents (score None)."""
+        pools = {q: [(d, s) for d, s in cands if d not in self.positives.get(q, ())]
+                 for q, cands in negatives.items()}
+        self.topped_up = 0
+        for query_id in sorted({p.query_id for p in self.pairs}):
+            pool = pools.setdefault(query_id, [])
+            taken = {d for d, _ in pool}
+            while len(pool) < self.negatives_per_pair:
+                doc_id = self._rng.choice(self._doc_ids)
+                if doc_id not in self.positives[query_id] and doc_id not in taken:
+                    pool.append((doc_id, None))
+                    taken.add(doc_id)
+                    self.topped_up += 1
+        self.negatives = pools
+
+    def scored_pairs(self) -> list[tuple[str, str]]:
+        """Every (query id, doc id) a training batch can show for the query's own list: each
+        pair's positive and every document of its query's pool."""
+        pairs = {(p.query_id, p.doc_id) for p in self.pairs}
+        pairs |= {(p.query_id, d) for p in self.pairs for d, _ in self.negatives.get(p.query_id, [])}
+        return sorted(pairs)
 
     def _held_out(self, held, qrels, n_distractors, rng) -> HeldOut:
         judged = {d for q in held for d in qrels[q]}
@@ -116,15 +138,18 @@ class ContrastiveDataModule(pl.LightningDataModule):
 
     def hard_negatives(self, query_id: str) -> list[str]:
         """``negatives_per_pair`` negatives of one query for one batch."""
-        chosen = self.picker.pick(self.negatives.get(query_id, []), self.negatives_per_pair, self._rng)
-        missing = self.negatives_per_pair - len(chosen)
-        while missing:
-            doc_id = self._rng.choice(self._doc_ids)
-            if doc_id not in self.positives[query_id] and doc_id not in chosen:
-                chosen.append(doc_id)
-                missing -= 1
-                self.topped_up += 1
-        return chosen
+        return self.picker.pick(self.negatives[query_id], self.negatives_per_pair, self._rng)
+
+    def _teacher_pairs(self, pairs: list[Pair], doc_ids: list[str]) -> torch.Tensor:
+        size, k = len(pairs), self.negatives_per_pair
+        rows = []
+        for i, pair in enumerate(pairs):
+            docs = [pair.doc_id, *doc_ids[size + i * k: size + (i + 1) * k]]
+            try:
+                rows.append([self.teacher_scores[(pair.query_id, d)] for d in docs])
+            except KeyError as err:
+                raise DataError(f"the teacher scores have no score for (query, doc) {err.args[0]}") from None
+        return torch.tensor(rows, dtype=torch.float32)
 
     def collate(self, pairs: list[Pair]) -> dict[str, object]:
         """Tokenized queries and documents, plus integer keys from which the model side builds
@@ -148,6 +173,8 @@ class ContrastiveDataModule(pl.LightningDataModule):
             size, k = len(pairs), self.negatives_per_pair
             own = size + torch.arange(size * k).view(size, k)
             batch["pair_columns"] = torch.cat([torch.arange(size)[:, None], own], dim=1)
+        if self.teacher_scores is not None:
+            batch["teacher_pairs"] = self._teacher_pairs(pairs, doc_ids)
         return batch
 
     def train_dataloader(self) -> DataLoader:

@@ -21,13 +21,11 @@ from retrieval_lab.training.module import RetrieverModule
 log = logging.getLogger(__name__)
 
 
-def train(
-    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, run_dir: Path, loggers: list[Logger],
-    negatives: Negatives | None = None,
-) -> pl.Trainer:
-    """Fits ``model`` in place, logging to ``loggers``, each pair with its query's hard
-    ``negatives`` if given; returns the trainer, whose ``is_global_zero`` tells whether this
-    process is the one that exports the model and carries on with the later stages."""
+def training_data(
+    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, negatives: Negatives | None = None
+) -> ContrastiveDataModule:
+    """The training pairs of ``cfg.data``, each with its query's hard ``negatives`` if given,
+    batched as ``cfg.sampler`` says."""
     data = cfg.data
     miner = miner_settings(cfg.get("miner"))
     sampler = cfg.get("sampler") or {}
@@ -56,6 +54,18 @@ def train(
         data.train_split,
         data.val_queries,
     )
+    return datamodule
+
+
+def train(
+    cfg: DictConfig, model: BiEncoder, datamodule: ContrastiveDataModule, run_dir: Path, loggers: list[Logger]
+) -> pl.Trainer:
+    """Fits ``model`` in place on ``datamodule``, logging to ``loggers``; returns the trainer,
+    whose ``is_global_zero`` tells whether this process is the one that exports the model and
+    carries on with the later stages."""
+    data, dataset = cfg.data, datamodule.dataset
+    miner = miner_settings(cfg.get("miner"))
+    sampler = cfg.get("sampler") or {}
     module = RetrieverModule(
         model,
         instantiate(cfg.objective),

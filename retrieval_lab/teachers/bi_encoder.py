@@ -13,10 +13,11 @@ from retrieval_lab.teachers.teacher import PairIds, Teacher
 
 
 class BiEncoderTeacher(Teacher):
-    """Args: ``model``: a :class:`BiEncoder` or the path of an exported one; ``batch_size``."""
+    """Args: ``path``: an exported bi-encoder (or a hub id), or the :class:`BiEncoder` itself;
+    ``batch_size`` for encoding."""
 
-    def __init__(self, model: BiEncoder | str, batch_size: int = 64) -> None:
-        self.model = model if isinstance(model, BiEncoder) else BiEncoder(name_or_path=str(model))
+    def __init__(self, path: str | BiEncoder, batch_size: int = 64) -> None:
+        self.model = path if isinstance(path, BiEncoder) else BiEncoder(name_or_path=str(path))
         self.batch_size = batch_size
 
     def fingerprint(self) -> dict[str, Any]:

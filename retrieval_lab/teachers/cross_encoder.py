@@ -11,11 +11,11 @@ from retrieval_lab.teachers.teacher import PairIds, Teacher
 
 
 class CrossEncoderTeacher(Teacher):
-    """Args: ``model``: a :class:`CrossEncoder` or the path of an exported one; ``max_length``
-    (for a path); ``batch_size``."""
+    """Args: ``path``: an exported cross-encoder, or the :class:`CrossEncoder` itself;
+    ``max_length`` of the joint input (for a path); ``batch_size``."""
 
-    def __init__(self, model: CrossEncoder | str, max_length: int = 512, batch_size: int = 32) -> None:
-        self.model = model if isinstance(model, CrossEncoder) else CrossEncoder(str(model), max_length=max_length)
+    def __init__(self, path: str | CrossEncoder, max_length: int = 512, batch_size: int = 32) -> None:
+        self.model = path if isinstance(path, CrossEncoder) else CrossEncoder(str(path), max_length=max_length)
         self.batch_size = batch_size
 
     def fingerprint(self) -> dict[str, Any]:

@@ -61,3 +61,4 @@ def read_scores(path: Path, doc_ids: Mapping[str, Any] | None = None) -> Scores:
                     raise DataError(f"{where}: pair ({query_id!r}, {doc_id!r}) is scored twice")
                 scores[(query_id, doc_id)] = float(value)
     return scores
+
