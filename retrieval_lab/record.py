@@ -73,7 +73,7 @@ class RunRecord:
             self._write()
 
     def finish(self) -> None:
-        files = ("config.yaml", "encoding.json", "metrics.json", "metrics_per_query.tsv", "run.trec",
+        files = ("config.yaml", "encoding.json", "metrics.json", "metrics_per_query.tsv", "run.trec", "run_first_stage.trec",
                  "model", "index", "checkpoints")
         self._close("done", files=[name for name in files if (self.path.parent / name).exists()])
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from retrieval_lab.objectives import (DualTeacher, EmbeddingDistillation, InfoNCE, ListwiseKL, LossInputs, MarginMSE,
-                                      MissingInput, WeightedSum)
+from retrieval_lab.objectives import (DualTeacher, EmbeddingDistillation, InfoNCE, ListwiseCE, ListwiseKL, LossInputs,
+                                      MarginMSE, MissingInput, PointwiseBCE, WeightedSum)
 
 
 def test_margin_mse_matches_the_formula():
@@ -98,3 +98,13 @@ def test_weighted_sum_adds_named_terms_and_keeps_each_value():
     assert combined.last_terms == pytest.approx({"infonce": infonce.compute(inputs).item(), "margin_mse": 1.125})
     with pytest.raises(ValueError, match="exactly 'loss' and 'weight'"):
         WeightedSum({"infonce": {"loss": infonce}})
+
+
+def test_cross_encoder_losses_match_the_formulas():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    bce = -sum(math.log(sigmoid(row[0])) + sum(math.log(1 - sigmoid(x)) for x in row[1:])
+               for row in logits.tolist()) / 6
+    assert PointwiseBCE()(logits).item() == pytest.approx(bce, rel=1e-6)
+    ce = -sum(row[0] - math.log(sum(math.exp(x) for x in row)) for row in logits.tolist()) / 2
+    assert ListwiseCE()(logits).item() == pytest.approx(ce, rel=1e-6)

@@ -38,6 +38,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
     if "train" in container["stages"]:
         _check_trainable(container["model"])
+    _check_indexable(container)
     _check_negatives(container)
     _check_optimized_metric(container)
     _check_targets(container, "")
@@ -101,6 +102,21 @@ def _check_negatives(container: dict[str, Any]) -> None:
         raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")
     if sampler.get("negatives", "random") not in NEGATIVE_PICKING:
         raise ConfigError("sampler.negatives", f"choose from {list(NEGATIVE_PICKING)}, got {sampler['negatives']!r}")
+
+
+def _check_indexable(container: dict[str, Any]) -> None:
+    """A model whose class sets ``indexable = False`` (a cross-encoder) scores pairs: it can be
+    trained, and re-rank (evaluator.rerank), but neither index a corpus nor mine with its own model."""
+    model = container["model"]
+    target = model.get("_target_") if isinstance(model, Mapping) else None
+    if not target or getattr(_import_target(target, "model"), "indexable", True):
+        return
+    if "index" in container["stages"] or "evaluate" in container["stages"]:
+        raise ConfigError("stages", f"model ({target}) scores (query, document) pairs and cannot index a corpus: "
+                          "train it with stages=[train], then re-rank with evaluator.rerank=<its export>")
+    miner = container.get("miner") or {}
+    if miner.get("kind") in ("dense", "dense_refresh", "star") and miner.get("model") is None:
+        raise ConfigError("miner.model", "a dense miner needs a bi-encoder: the run's model is a cross-encoder")
 
 
 def _check_trainable(model: Any) -> None:

@@ -35,6 +35,12 @@ class CrossEncoder(nn.Module):
         else:
             self.model = AutoModelForSequenceClassification.from_pretrained(path, **overrides)
 
+    trainable = True
+    indexable = False  # it scores (query, document) pairs: nothing to put in an index
+
+    def encoding_contract(self) -> dict[str, Any]:
+        return {"kind": "cross_encoder", "name_or_path": self.name_or_path, "max_length": self.max_length}
+
     def tokenize(self, queries: Sequence[str], docs: Sequence[str]) -> BatchEncoding:
         return self.tokenizer(list(queries), list(docs), padding=True, truncation="longest_first",
                               max_length=self.max_length, return_tensors="pt")

@@ -1,3 +1,4 @@
+from retrieval_lab.objectives.cross_encoder import ListwiseCE, PointwiseBCE
 from retrieval_lab.objectives.dual_teacher import DualTeacher
 from retrieval_lab.objectives.embed_distill import EmbeddingDistillation
 from retrieval_lab.objectives.infonce import InfoNCE
@@ -6,5 +7,5 @@ from retrieval_lab.objectives.kl_listwise import ListwiseKL
 from retrieval_lab.objectives.margin_mse import MarginMSE
 from retrieval_lab.objectives.weighted_sum import WeightedSum
 
-__all__ = ["DualTeacher", "EmbeddingDistillation", "InfoNCE", "ListwiseKL", "LossInputs", "MarginMSE",
-           "MissingInput", "WeightedSum"]
+__all__ = ["DualTeacher", "EmbeddingDistillation", "InfoNCE", "ListwiseCE", "ListwiseKL", "LossInputs",
+           "MarginMSE", "MissingInput", "PointwiseBCE", "WeightedSum"]

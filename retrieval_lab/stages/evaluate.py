@@ -13,10 +13,12 @@ from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
+from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index.base import Index
 from retrieval_lab.index_profile import profile_bm25_index, profile_index
 from retrieval_lab.lexical import BM25Index
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.search import search
 
@@ -44,6 +46,10 @@ class Evaluator:
         profile_index: also report the index's recall against exact search, per-query latency
             (p50, p95), queries per second, size in bytes and build time.
         latency_queries: how many queries are timed one at a time for the latency percentiles.
+        rerank: an exported cross-encoder that re-scores each query's top ``rerank_depth``; the
+            first stage's run and metrics are kept beside the re-ranked ones.
+        rerank_depth, rerank_max_length, rerank_batch_size: how deep, how long an input, how many at once.
+        doc_template: the document text the cross-encoder reads.
     """
 
     def __init__(
@@ -54,6 +60,11 @@ class Evaluator:
         ignore_identical_ids: bool = False,
         profile_index: bool = True,
         latency_queries: int = 1000,
+        rerank: str | None = None,
+        rerank_depth: int = 100,
+        rerank_max_length: int = 512,
+        rerank_batch_size: int = 32,
+        doc_template: str = "{title} {text}",
     ) -> None:
         self.split = split
         self.k = k
@@ -61,6 +72,11 @@ class Evaluator:
         self.ignore_identical_ids = ignore_identical_ids
         self.profile_index = profile_index
         self.latency_queries = latency_queries
+        self.rerank = rerank
+        self.rerank_depth = rerank_depth
+        self.rerank_max_length = rerank_max_length
+        self.rerank_batch_size = rerank_batch_size
+        self.doc_template = doc_template
 
     def __call__(
         self,
@@ -81,13 +97,23 @@ class Evaluator:
         if self.ignore_identical_ids:
             run = {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k))
                    for q, docs in run.items()}
+        record: dict = {"dataset": dataset.name, "split": self.split, "k": self.k}
+        if self.rerank:
+            write_run(run_dir / "run_first_stage.trec", run)
+            first, _ = evaluate(dataset.qrels[self.split], run, self.metrics)
+            cross_encoder = CrossEncoder(self.rerank, max_length=self.rerank_max_length)
+            run, seconds = rerank(run, dataset, queries, cross_encoder, self.rerank_depth, self.doc_template,
+                                  self.rerank_batch_size)
+            record["first_stage"] = {"metrics": first}
+            record["rerank"] = {"model": self.rerank, "depth": self.rerank_depth, "seconds": round(seconds, 3)}
+            log.info("%s/%s first stage: %s", dataset.name, self.split,
+                     "  ".join(f"{m} {first[m]:.4f}" for m in self.metrics))
         write_run(run_dir / "run.trec", run)
         overall, per_query = evaluate(dataset.qrels[self.split], run, self.metrics)
         rows = ["query_id\t" + "\t".join(self.metrics)]
         rows += [f"{q}\t" + "\t".join(f"{v[m]:.6f}" for m in self.metrics) for q, v in per_query.items()]
         atomic_write_text(run_dir / "metrics_per_query.tsv", "\n".join(rows) + "\n")
-        record = {"dataset": dataset.name, "split": self.split, "k": self.k,
-                  "num_queries": len(per_query), "metrics": overall}
+        record |= {"num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
             if isinstance(index, BM25Index):
                 record["index"] = profile_bm25_index(index, list(queries.values()), self.k,

@@ -9,13 +9,16 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.data.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.mining.build import miner_settings, negative_selection
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.models.export import export_model
 from retrieval_lab.sampling import NegativePicker, topic_batches
+from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
 from retrieval_lab.training.module import RetrieverModule
 
 log = logging.getLogger(__name__)
@@ -30,9 +33,12 @@ def training_data(
     miner = miner_settings(cfg.get("miner"))
     sampler = cfg.get("sampler") or {}
     per_pair = miner.per_pair or (miner.num_negatives + miner.random_negatives)
-    datamodule = ContrastiveDataModule(
+    kind, extra = ContrastiveDataModule, {}
+    if isinstance(model, CrossEncoder):
+        kind, extra = CrossEncoderDataModule, {"cross_encoder": model}
+    datamodule = kind(
         dataset,
-        model.tokenization,
+        getattr(model, "tokenization", None),
         split=data.train_split,
         batch_size=data.batch_size,
         doc_template=data.doc_template,
@@ -46,6 +52,7 @@ def training_data(
         batch_sampler=topic_batches(model, dataset, sampler.n_clusters, data.batch_size, cfg.seed,
                                     sampler.kmeans_iterations, cfg.encode_batch_size)
         if sampler.get("kind") == "tas_balanced" else None,
+        **extra,
     )
     log.info(
         "training on %d pairs from %s/%s; %d queries held out for validation",
@@ -66,7 +73,7 @@ def train(
     data, dataset = cfg.data, datamodule.dataset
     miner = miner_settings(cfg.get("miner"))
     sampler = cfg.get("sampler") or {}
-    module = RetrieverModule(
+    module = (CrossEncoderModule if isinstance(model, CrossEncoder) else RetrieverModule)(
         model,
         instantiate(cfg.objective),
         optimizer=instantiate(cfg.optimizer),
@@ -80,7 +87,7 @@ def train(
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
-        path = export_model(model, run_dir / "model")
+        path = model.export(run_dir / "model") if isinstance(model, CrossEncoder) else export_model(model, run_dir / "model")
         log.info("exported the trained model to %s", path)
     return trainer
 

@@ -42,7 +42,7 @@ class RetrieverModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: BiEncoder,
+        model: nn.Module,
         objective: nn.Module,
         optimizer: Callable[[Iterable[dict]], Optimizer],
         scheduler: Callable[[Optimizer, int], LRScheduler] | None = None,
