@@ -1,9 +1,11 @@
-"""Corpus embeddings, computed once per (model weights, corpus, encoding contract) and reused.
+"""Corpus embeddings, computed once per (document tower, corpus, encoding contract) and reused.
 
 A sweep over index types, or a re-evaluation of the same checkpoint, finds the embeddings under
 ``<cache_dir>/<key>/`` and memory-maps them instead of encoding the corpus again. The key hashes
-exactly what determines the vectors: every weight of the encoder(s), the tokenizer, the pooling,
-normalization, prefixes and max lengths, the corpus file's bytes, and the document template.
+exactly what determines the vectors: every weight of the document tower, the tokenizer, the
+pooling, normalization, document prefix and max length, the corpus file's bytes, and the document
+template. A query tower trained against a frozen document tower therefore finds the corpus
+embeddings (and index) of the model that document tower came from.
 Embeddings are written in chunks into a memory-mapped file, so the corpus's vectors never need to
 fit in RAM, and the directory is moved into place only when complete.
 """
@@ -43,10 +45,18 @@ def model_fingerprint(model: BiEncoder) -> str:
     return module_fingerprint(model, model.tokenization.tokenizer, contract)
 
 
+def doc_fingerprint(model: BiEncoder) -> str:
+    """sha256 of what decides a document's embedding: the document tower's weights, the tokenizer,
+    pooling, normalization, document prefix and max length."""
+    contract = {"pooling": model.pooling, "normalize": model.normalize,
+                "prefix": model.tokenization.prefixes["doc"], "max_length": model.tokenization.max_lengths["doc"]}
+    return module_fingerprint(model.tower("doc"), model.tokenization.tokenizer, contract)
+
+
 def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[str, dict]:
     """The cache key of the corpus's embeddings under ``model``, and the parts it hashes."""
     parts = {
-        "model": model_fingerprint(model),
+        "doc_tower": doc_fingerprint(model),
         "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
         "doc_template": doc_template,
     }

@@ -85,7 +85,8 @@ def _run_stages(
         datamodule = training_data(cfg, model, dataset, negatives)
         if cfg.get("teacher"):
             with record.stage("teach"):
-                teaching = teach(instantiate(cfg.teacher), datamodule, cfg.data.train_split,
+                needs = getattr(instantiate(cfg.objective), "needs", frozenset())
+                teaching = teach(instantiate(cfg.teacher), needs, datamodule, cfg.data.train_split,
                                  cfg.data.doc_template, cfg.paths.cache_dir)
             record.update(teacher=teaching)
         with record.stage("train"):

@@ -38,14 +38,17 @@ def test_default_config_is_valid_and_has_the_documented_defaults():
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_validates(option):
-    _validated([f"experiment={option}"])
+    required = {"scifact_query_tower": ["teacher.path=outputs/some_run/model"]}  # a fine-tuned teacher's export
+    _validated([f"experiment={option}", *required.get(option, [])])
 
 
 @pytest.mark.parametrize("group", ["model", "objective", "index", "trainer", "logger", "callbacks"])
 def test_every_option_of_a_group_validates(group):
     for option in sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")):
         untrainable = (group, option) == ("model", "bm25")  # nothing to train (tests/test_bm25.py)
-        _validated([f"{group}={option}", *(["stages=[index,evaluate]"] if untrainable else [])])
+        reranker = group == "model" and "cross_encoder" in option  # trains, never indexes
+        extra = ["stages=[index,evaluate]"] if untrainable else ["stages=[train]", "miner=bm25"] if reranker else []
+        _validated([f"{group}={option}", *extra])
 
 
 @pytest.mark.parametrize(

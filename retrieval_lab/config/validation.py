@@ -90,7 +90,7 @@ def _check_negatives(container: dict[str, Any]) -> None:
     per_pair = miner.get("per_pair")
     if per_pair is not None and per_pair < 1:
         raise ConfigError("miner.per_pair", f"must be >= 1, got {per_pair}")
-    if container.get("teacher"):
+    if container.get("teacher") and _objective_needs(container) & {"teacher_pairs", "teacher_batch"}:
         if kind == "none":
             raise ConfigError("teacher", "a teacher scores each query's positive against its hard negatives: "
                               "choose a miner (miner=bm25, dense, ...)")
@@ -102,6 +102,18 @@ def _check_negatives(container: dict[str, Any]) -> None:
         raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")
     if sampler.get("negatives", "random") not in NEGATIVE_PICKING:
         raise ConfigError("sampler.negatives", f"choose from {list(NEGATIVE_PICKING)}, got {sampler['negatives']!r}")
+
+
+def _objective_needs(container: dict[str, Any]) -> set[str]:
+    """What the objective reads from a teacher (its class's ``needs``; a weighted sum's terms')."""
+    objective = container.get("objective") or {}
+    losses = [t.get("loss", {}) for t in (objective.get("terms") or {}).values()] or [objective]
+    needs: set[str] = set()
+    for loss in losses:
+        target = loss.get("_target_") if isinstance(loss, Mapping) else None
+        if target:
+            needs |= set(getattr(_import_target(target, "objective"), "needs", ()))
+    return needs
 
 
 def _check_indexable(container: dict[str, Any]) -> None:

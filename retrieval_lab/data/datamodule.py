@@ -5,6 +5,7 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -98,6 +99,7 @@ class ContrastiveDataModule(pl.LightningDataModule):
         if negatives is not None:
             self.set_negatives(negatives)
         self.teacher_scores: dict[tuple[str, str], float] | None = None
+        self.teacher_query: dict[str, np.ndarray] | None = None
         self.batch_sampler_factory = batch_sampler
         self.batch_sampler: Iterable[list[int]] | None = None
 
@@ -175,6 +177,8 @@ class ContrastiveDataModule(pl.LightningDataModule):
             batch["pair_columns"] = torch.cat([torch.arange(size)[:, None], own], dim=1)
         if self.teacher_scores is not None:
             batch["teacher_pairs"] = self._teacher_pairs(pairs, doc_ids)
+        if self.teacher_query is not None:
+            batch["teacher_query"] = torch.from_numpy(np.stack([self.teacher_query[p.query_id] for p in pairs]))
         return batch
 
     def train_dataloader(self) -> DataLoader:

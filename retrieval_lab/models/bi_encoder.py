@@ -4,6 +4,8 @@ Prefixes, per-side max lengths, pooling and normalization decide what a score me
 constructor arguments (so they sit in the config and in every run's record), never hidden defaults.
 """
 
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +16,17 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BatchEncoding
 from retrieval_lab.models.loading import resolve_model_path
 from retrieval_lab.models.pooling import Pooling, pool
 from retrieval_lab.models.tokenization import Side, Tokenization
+
+
+@dataclass(frozen=True)
+class TowerOptions:
+    """One tower of a two-tower model: where its weights come from (default: the model's
+    ``name_or_path``), how many of its first transformer layers it keeps (a smaller student), and
+    whether it is frozen (a query tower trained alone against a fixed document tower and index)."""
+
+    path: str | None = None
+    num_layers: int | None = None
+    frozen: bool = False
 
 
 class BiEncoder(nn.Module):
@@ -28,6 +41,9 @@ class BiEncoder(nn.Module):
         shared: one encoder for both sides (siamese) or two separately trained towers.
         random_init: build the architecture from its config with random weights (tiny test models).
         config_overrides: values that replace the Hugging Face config's (e.g. a smaller hidden size).
+        query / doc: :class:`TowerOptions` of each tower (needs ``shared=False``). A two-tower
+            export (``query/`` and ``doc/``) loads as two towers. Both towers use the tokenizer of
+            ``name_or_path``.
     """
 
     def __init__(
@@ -42,22 +58,47 @@ class BiEncoder(nn.Module):
         shared: bool = True,
         random_init: bool = False,
         config_overrides: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+        doc: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.name_or_path = name_or_path
         self.pooling = pooling
         self.normalize = normalize
+        root = Path(resolve_model_path(name_or_path))
+        two_tower_export = all((root / side / "config.json").is_file() for side in ("query", "doc"))
+        self.options = {"query": TowerOptions(**(query or {})), "doc": TowerOptions(**(doc or {}))}
+        if shared and (two_tower_export or any(o != TowerOptions() for o in self.options.values())):
+            if not two_tower_export:
+                raise ValueError("per-tower options (model.query, model.doc) need two towers: set model.shared=false")
+            shared = False
         self.shared = shared
-        path = resolve_model_path(name_or_path)
         self.tokenization = Tokenization(
-            AutoTokenizer.from_pretrained(path),
+            AutoTokenizer.from_pretrained(str(root / "query" if two_tower_export else root)),
             prefixes={"query": query_prefix, "doc": doc_prefix},
             max_lengths={"query": query_max_length, "doc": doc_max_length},
         )
-        towers = {"query": self._load_encoder(path, random_init, config_overrides or {})}
-        if not shared:
-            towers["doc"] = self._load_encoder(path, random_init, config_overrides or {})
+        towers = {}
+        for side in ("query",) if shared else ("query", "doc"):
+            options = self.options[side]
+            if options.path:
+                path = resolve_model_path(options.path)
+            else:
+                path = str(root / side) if two_tower_export else str(root)
+            towers[side] = self._load_encoder(path, random_init, config_overrides or {})
+            if options.num_layers:
+                _keep_first_layers(towers[side], options.num_layers, side)
+            if options.frozen:
+                towers[side].requires_grad_(False)
         self.towers = nn.ModuleDict(towers)
+
+    def train(self, mode: bool = True) -> "BiEncoder":
+        """Frozen towers stay in eval mode (no dropout): they must give the embeddings they index."""
+        super().train(mode)
+        for side, tower in self.towers.items():
+            if self.options[side].frozen:
+                tower.eval()
+        return self
 
     @staticmethod
     def _load_encoder(path: str, random_init: bool, overrides: dict[str, Any]) -> nn.Module:
@@ -92,4 +133,17 @@ class BiEncoder(nn.Module):
             "prefixes": dict(self.tokenization.prefixes),
             "max_lengths": dict(self.tokenization.max_lengths),
             "shared": self.shared,
+            **({} if self.shared else {"towers": {side: asdict(o) for side, o in self.options.items()}}),
         }
+
+
+def _keep_first_layers(encoder: nn.Module, count: int, side: str) -> None:
+    """Truncate a BERT-style encoder (``encoder.layer``) to its first ``count`` layers, and its
+    config with it, so the export reloads as the smaller model."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"model.{side}.num_layers: {type(encoder).__name__} has no encoder.layer list to truncate")
+    if not 1 <= count <= len(layers):
+        raise ValueError(f"model.{side}.num_layers={count}: the encoder has {len(layers)} layers")
+    encoder.encoder.layer = layers[:count]
+    encoder.config.num_hidden_layers = count

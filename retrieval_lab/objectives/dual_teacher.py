@@ -25,6 +25,8 @@ class DualTeacher(nn.Module):
     of the query) from the in-batch term.
     """
 
+    needs = frozenset({"teacher_pairs", "teacher_batch"})  # what the teach stage must provide
+
     def __init__(self, in_batch_weight: float = 1.0, in_batch: str = "margin_mse",
                  student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
         super().__init__()

@@ -21,6 +21,8 @@ class EmbeddingDistillation(nn.Module):
     against the teacher's index needs; the cosine term is scale-free.
     """
 
+    needs = frozenset({"teacher_query"})  # what the teach stage must provide
+
     def __init__(self, mse_weight: float = 1.0, cosine_weight: float = 1.0) -> None:
         super().__init__()
         if mse_weight < 0 or cosine_weight < 0 or mse_weight + cosine_weight == 0:

@@ -28,6 +28,8 @@ class InfoNCE(nn.Module):
     several sentence-embedding recipes).
     """
 
+    needs = frozenset()  # what the teach stage must provide
+
     def __init__(self, temperature: float = 0.05, symmetric: bool = False) -> None:
         super().__init__()
         if temperature <= 0:

@@ -20,6 +20,8 @@ class ListwiseKL(nn.Module):
     both distributions.
     """
 
+    needs = frozenset({"teacher_pairs"})  # what the teach stage must provide
+
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
         super().__init__()
         if student_temperature <= 0 or teacher_temperature <= 0:

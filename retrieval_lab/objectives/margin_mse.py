@@ -18,6 +18,8 @@ class MarginMSE(nn.Module):
     teacher on another scale (a cross-encoder's logits) can teach a dot-product student.
     """
 
+    needs = frozenset({"teacher_pairs"})  # what the teach stage must provide
+
     def compute(self, inputs: LossInputs) -> torch.Tensor:
         return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a teacher (teacher=...)"))
 

@@ -29,6 +29,7 @@ class WeightedSum(nn.Module):
         self.losses = nn.ModuleDict({name: term["loss"] for name, term in terms.items()})
         self.weights = {name: float(term["weight"]) for name, term in terms.items()}
         self.last_terms: dict[str, float] = {}
+        self.needs = frozenset().union(*(getattr(loss, "needs", frozenset()) for loss in self.losses.values()))
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
         total = None

@@ -35,3 +35,8 @@ class BiEncoderTeacher(Teacher):
         q_index = np.fromiter((q_row[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
         d_index = np.fromiter((d_row[d] for _, d in pairs), dtype=np.int64, count=len(pairs))
         return np.einsum("ij,ij->i", queries[q_index], docs[d_index]).astype(np.float32)
+
+    def query_embeddings(self, dataset: BeirDataset, query_ids: list[str]) -> np.ndarray:
+        """[len(query_ids), dim] the teacher's query embeddings (embedding distillation's targets)."""
+        self.model.eval()
+        return encode_texts(self.model, [dataset.queries[q] for q in query_ids], "query", self.batch_size, False)

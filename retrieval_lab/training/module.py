@@ -29,7 +29,7 @@ def loss_inputs(model: BiEncoder, batch: dict, gather: bool) -> LossInputs:
     pair_columns = batch.get("pair_columns")
     return LossInputs(query, docs, targets, mask,
                       pair_columns=None if pair_columns is None else pair_columns + offset,
-                      teacher_pairs=batch.get("teacher_pairs"))
+                      teacher_pairs=batch.get("teacher_pairs"), teacher_query=batch.get("teacher_query"))
 
 
 def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
