@@ -161,6 +161,17 @@ def test_overrides_that_leave_the_resolved_config_unchanged_do_not_split_or_labe
     assert [(g.label, g.n) for g in groups] == [("runs", 2), ("model=bm25", 1)]  # no override left: the dir
 
 
+def test_a_choice_the_config_lacks_still_splits_seed_groups(tmp_path: Path):
+    # experiment= selects other groups and leaves no key of its own in config.yaml: the two arms
+    # must stay apart, each a group of its two seeds.
+    for name, experiment, seed in (("0", "a", 42), ("1", "a", 43), ("2", "b", 42), ("3", "b", 43)):
+        make_run(tmp_path / "sweep" / name, [f"experiment={experiment}", "trainer.max_epochs=3"], ndcg=0.5, seed=seed)
+        (tmp_path / "sweep" / name / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 3},
+                                                                               "seed": seed}))
+    groups = group_runs(load_runs([tmp_path / "sweep"]))
+    assert [(g.label, g.n) for g in groups] == [("experiment=a", 2), ("experiment=b", 2)]
+
+
 def test_paired_tests_agree_with_scipy():
     rng = np.random.default_rng(1)
     control = rng.uniform(0, 1, 80)

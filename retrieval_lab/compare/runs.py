@@ -174,11 +174,17 @@ def load_run(path: Path) -> Run:
                metrics=metrics, config=config if isinstance(config, dict) else None)
 
 
-def _resolved(config: dict[str, Any], key: str) -> str:
-    """The resolved value at a dotted override key (a config group's key gives its whole node)."""
+_ABSENT = object()
+
+
+def _resolved(config: dict[str, Any], key: str) -> str | None:
+    """The resolved value at a dotted override key (a config group's key gives its whole node);
+    None where the config has no such key (``experiment=``: a choice that only selects others)."""
     node: Any = config
     for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        node = node.get(part, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node is _ABSENT:
+            return None
     return json.dumps(node, sort_keys=True, default=str)
 
 
@@ -189,7 +195,9 @@ def drop_inert_overrides(runs: list[Run]) -> None:
     if not runs or any(run.config is None for run in runs):
         return
     keys = {key for run in runs for key in run.overrides if key != "seed"}
-    inert = {key for key in keys if len({_resolved(run.config, key) for run in runs}) == 1}
+    # A key the configs lack (experiment=) tells nothing of its effect: it is never inert.
+    inert = {key for key in keys
+             if None not in (values := {_resolved(run.config, key) for run in runs}) and len(values) == 1}
     for run in runs:
         run.overrides = {k: v for k, v in run.overrides.items() if k not in inert}
 
