@@ -83,11 +83,12 @@ def _run_stages(
                 )
             record.update(mining=mining)
         datamodule = training_data(cfg, model, dataset, negatives)
-        if cfg.get("teacher"):
+        if cfg.get("teacher") or cfg.get("in_batch_teacher"):
             with record.stage("teach"):
                 needs = getattr(instantiate(cfg.objective), "needs", frozenset())
-                teaching = teach(instantiate(cfg.teacher), needs, datamodule, cfg.data.train_split,
-                                 cfg.data.doc_template, cfg.paths.cache_dir)
+                teachers = [instantiate(cfg[key]) if cfg.get(key) else None for key in ("teacher", "in_batch_teacher")]
+                teaching = teach(teachers[0], needs, datamodule, cfg.data.train_split,
+                                 cfg.data.doc_template, cfg.paths.cache_dir, in_batch_teacher=teachers[1])
             record.update(teacher=teaching)
         with record.stage("train"):
             trainer = train(cfg, model, datamodule, run_dir, tracker.loggers)

@@ -42,13 +42,25 @@ def test_every_experiment_composes_and_validates(option):
     _validated([f"experiment={option}", *required.get(option, [])])
 
 
+# What the distillation objectives read: a teacher's pair scores (after a miner), its query
+# embeddings, or an in-batch teacher as well.
+_PAIRS = ["miner=bm25", "teacher=bm25"]
+TEACHERS = {
+    ("objective", "margin_mse"): _PAIRS,
+    ("objective", "kl_listwise"): _PAIRS,
+    ("objective", "infonce_margin_mse"): _PAIRS,
+    ("objective", "dual_teacher"): [*_PAIRS, "in_batch_teacher.path=outputs/some_run/model"],
+    ("objective", "embed_distill"): ["teacher=bi_encoder", "teacher.path=outputs/some_run/model"],
+}
+
+
 @pytest.mark.parametrize("group", ["model", "objective", "index", "trainer", "logger", "callbacks"])
 def test_every_option_of_a_group_validates(group):
     for option in sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")):
         untrainable = (group, option) == ("model", "bm25")  # nothing to train (tests/test_bm25.py)
         reranker = group == "model" and "cross_encoder" in option  # trains, never indexes
         extra = ["stages=[index,evaluate]"] if untrainable else ["stages=[train]", "miner=bm25"] if reranker else []
-        _validated([f"{group}={option}", *extra])
+        _validated([f"{group}={option}", *extra, *TEACHERS.get((group, option), [])])
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,17 @@ from pathlib import Path
 import torch
 
 from retrieval_lab.data.beir import load_beir
+from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.export import export_model
+from retrieval_lab.stages.teach import teach
+from retrieval_lab.teachers import BiEncoderTeacher
+from retrieval_lab.training.module import loss_inputs
 from tests.conftest import run_rlab
 from tests.test_model import TINY, tiny
 
+TEMPLATE = "{title} {text}"
 DISTIL = ["miner=bm25", "miner.num_negatives=2", "teacher=bm25", "objective=infonce_margin_mse"]
 
 
@@ -69,3 +74,50 @@ def test_a_distilled_query_tower_searches_the_teachers_index(tmp_path: Path, tin
     distance = {name: float(((encode_texts(m, queries, "query", 16, False) - target) ** 2).sum(1).mean())
                 for name, m in (("start", start), ("trained", trained))}
     assert distance["trained"] < 0.5 * distance["start"]
+
+
+def test_the_in_batch_teacher_scores_every_query_against_every_column(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    corpus_ids = list(dataset.corpus)
+    negatives = {q: [(corpus_ids[-1 - i], None), (corpus_ids[i], None)] for i, q in enumerate(dataset.qrels["train"])}
+    dm = ContrastiveDataModule(dataset, model.tokenization, "train", 4, TEMPLATE, seed=0, negatives=negatives,
+                               negatives_per_pair=1)
+    torch.manual_seed(3)
+    teacher = BiEncoderTeacher(BiEncoder(**TINY))  # another random model than the student
+    record = teach(None, frozenset({"teacher_batch"}), dm, "train", TEMPLATE, "unused", in_batch_teacher=teacher)
+    assert record["in_batch"]["queries"] == 30 and record["in_batch"]["documents"] == len({d for _, d in dm.scored_pairs()})
+    batch = dm.collate(dm.pairs[:4])
+    inputs = loss_inputs(model, batch, gather=False)
+    columns = [corpus_ids[k] for k in batch["doc_keys"].tolist()]
+    expected = (teacher.query_embeddings(dataset, [p.query_id for p in dm.pairs[:4]])
+                @ teacher.doc_embeddings(dataset, columns, TEMPLATE).T)
+    assert inputs.teacher_batch.shape == (4, 8)
+    torch.testing.assert_close(inputs.teacher_batch, torch.from_numpy(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_dual_teacher_end_to_end(tmp_path: Path, tiny_beir: Path, tiny_args):
+    torch.manual_seed(3)
+    in_batch = export_model(BiEncoder(**TINY), tmp_path / "in_batch")
+    result = run_rlab([*tiny_args, "miner=bm25", "miner.num_negatives=2", "teacher=bm25", "objective=dual_teacher",
+                       f"in_batch_teacher.path={in_batch}"], tmp_path / "run", tiny_beir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["teacher"]["provides"] == ["teacher_batch", "teacher_pairs"]
+    assert record["teacher"]["in_batch"]["kind"] == "bi_encoder" and record["teacher"]["in_batch"]["queries"] == 30
+    assert record["metrics"]["ndcg@10"] > 0
+
+
+def test_teachers_must_match_what_the_objective_reads(tmp_path: Path, tiny_beir: Path, tiny_args):
+    cases = [
+        (["miner=bm25", "objective=margin_mse"], "teacher: the objective reads ['teacher_pairs'] from a teacher"),
+        (["miner=bm25", "teacher=bm25", "objective=dual_teacher"], "in_batch_teacher.path"),
+        (["in_batch_teacher={_target_: retrieval_lab.teachers.BiEncoderTeacher, path: x}"],
+         "in_batch_teacher: the objective reads no in-batch teacher scores"),
+        (["miner=bm25", "teacher=bm25", "objective=dual_teacher", "in_batch_teacher.path=x",
+          "in_batch_teacher._target_=retrieval_lab.teachers.CrossEncoderTeacher"],
+         "in_batch_teacher._target_: the in-batch teacher scores B x N pairs"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        result = run_rlab([*tiny_args, *overrides], tmp_path / str(i), tiny_beir)
+        assert result.returncode == 2 and message in result.stderr, (overrides, result.stderr[-2000:])

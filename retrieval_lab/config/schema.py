@@ -90,6 +90,7 @@ class RunSchema:
     miner: MinerSchema = field(default_factory=MinerSchema)
     sampler: SamplerSchema = field(default_factory=SamplerSchema)
     teacher: Optional[Any] = None
+    in_batch_teacher: Optional[Any] = None
     logger: Optional[Any] = None
     callbacks: Optional[Any] = None
     optimized_metric: Optional[str] = None

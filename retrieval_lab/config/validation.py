@@ -90,6 +90,7 @@ def _check_negatives(container: dict[str, Any]) -> None:
     per_pair = miner.get("per_pair")
     if per_pair is not None and per_pair < 1:
         raise ConfigError("miner.per_pair", f"must be >= 1, got {per_pair}")
+    _check_teachers(container)
     if container.get("teacher") and _objective_needs(container) & {"teacher_pairs", "teacher_batch"}:
         if kind == "none":
             raise ConfigError("teacher", "a teacher scores each query's positive against its hard negatives: "
@@ -102,6 +103,28 @@ def _check_negatives(container: dict[str, Any]) -> None:
         raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")
     if sampler.get("negatives", "random") not in NEGATIVE_PICKING:
         raise ConfigError("sampler.negatives", f"choose from {list(NEGATIVE_PICKING)}, got {sampler['negatives']!r}")
+
+
+def _check_teachers(container: dict[str, Any]) -> None:
+    """The objective's needs and the teachers set must match: a missing teacher fails here rather
+    than at the first training step, and a teacher nothing reads is a mistake, not a no-op."""
+    needs = _objective_needs(container)
+    if needs & {"teacher_pairs", "teacher_query"} and not container.get("teacher"):
+        raise ConfigError("teacher", f"the objective reads {sorted(needs - {'teacher_batch'})} from a teacher: "
+                          "choose one (teacher=cross_encoder, bi_encoder, bm25, ensemble, file)")
+    in_batch = container.get("in_batch_teacher")
+    if "teacher_batch" in needs and not in_batch:
+        raise ConfigError("in_batch_teacher", "the objective reads in-batch teacher scores: set in_batch_teacher "
+                          "to a bi-encoder teacher (objective=dual_teacher has in_batch_teacher.path)")
+    if in_batch:
+        if "teacher_batch" not in needs:
+            raise ConfigError("in_batch_teacher", "the objective reads no in-batch teacher scores "
+                              "(objective=dual_teacher does); drop in_batch_teacher")
+        target = in_batch.get("_target_") if isinstance(in_batch, Mapping) else None
+        bi_encoder = _import_target("retrieval_lab.teachers.BiEncoderTeacher", "in_batch_teacher")
+        if not target or not issubclass(_import_target(target, "in_batch_teacher._target_"), bi_encoder):
+            raise ConfigError("in_batch_teacher._target_", "the in-batch teacher scores B x N pairs per batch "
+                              f"from embeddings: it must be a BiEncoderTeacher, got {target!r}")
 
 
 def _objective_needs(container: dict[str, Any]) -> set[str]:

@@ -100,6 +100,9 @@ class ContrastiveDataModule(pl.LightningDataModule):
             self.set_negatives(negatives)
         self.teacher_scores: dict[tuple[str, str], float] | None = None
         self.teacher_query: dict[str, np.ndarray] | None = None
+        # An in-batch teacher's (query id -> embedding, doc id -> embedding): every column of a
+        # batch gets a teacher score from these, as ``in_batch_teacher_query`` / ``_docs``.
+        self.in_batch_teacher: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
         self.batch_sampler_factory = batch_sampler
         self.batch_sampler: Iterable[list[int]] | None = None
 
@@ -179,6 +182,10 @@ class ContrastiveDataModule(pl.LightningDataModule):
             batch["teacher_pairs"] = self._teacher_pairs(pairs, doc_ids)
         if self.teacher_query is not None:
             batch["teacher_query"] = torch.from_numpy(np.stack([self.teacher_query[p.query_id] for p in pairs]))
+        if self.in_batch_teacher is not None:
+            queries, documents = self.in_batch_teacher
+            batch["in_batch_teacher_query"] = torch.from_numpy(np.stack([queries[p.query_id] for p in pairs]))
+            batch["in_batch_teacher_docs"] = torch.from_numpy(np.stack([documents[d] for d in doc_ids]))
         return batch
 
     def train_dataloader(self) -> DataLoader:

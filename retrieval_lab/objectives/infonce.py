@@ -38,7 +38,8 @@ class InfoNCE(nn.Module):
         self.symmetric = symmetric
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
-        return self(inputs.query, inputs.docs, targets=inputs.targets, mask=inputs.mask)
+        return self(inputs.query, inputs.require("docs", "the batch's document embeddings"), targets=inputs.targets,
+                    mask=inputs.mask)
 
     def forward(
         self,

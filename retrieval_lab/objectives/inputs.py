@@ -15,7 +15,8 @@ class LossInputs:
     """
     Attributes:
         query: [B, dim] the student's query embeddings (this process's queries).
-        docs: [N, dim] the batch's document embeddings (every process's, when gathered).
+        docs: [N, dim] the batch's document embeddings (every process's, when gathered); None
+            when the objective reads no documents (``reads_documents = False``).
         targets: [B] each query's positive column in ``docs``.
         mask: [B, N] True where a column is another labelled positive of the query, or None.
         pair_columns: [B, 1 + k] each query's positive column, then its own hard negatives'.
@@ -25,7 +26,7 @@ class LossInputs:
     """
 
     query: torch.Tensor
-    docs: torch.Tensor
+    docs: torch.Tensor | None
     targets: torch.Tensor
     mask: torch.Tensor | None = None
     pair_columns: torch.Tensor | None = None
@@ -35,7 +36,7 @@ class LossInputs:
 
     def scores(self) -> torch.Tensor:
         """[B, N] the student's scores of every query against every column."""
-        return self.query @ self.docs.T
+        return self.query @ self.require("docs", "the batch's document embeddings").T
 
     def student_pairs(self) -> torch.Tensor:
         """[B, 1 + k] the student's scores of each query's positive and own negatives."""

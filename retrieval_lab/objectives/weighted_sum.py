@@ -30,6 +30,7 @@ class WeightedSum(nn.Module):
         self.weights = {name: float(term["weight"]) for name, term in terms.items()}
         self.last_terms: dict[str, float] = {}
         self.needs = frozenset().union(*(getattr(loss, "needs", frozenset()) for loss in self.losses.values()))
+        self.reads_documents = any(getattr(loss, "reads_documents", True) for loss in self.losses.values())
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
         total = None

@@ -26,10 +26,8 @@ class BiEncoderTeacher(Teacher):
     def score(self, dataset: BeirDataset, pairs: PairIds, doc_template: str) -> np.ndarray:
         query_ids = sorted({q for q, _ in pairs})
         doc_ids = sorted({d for _, d in pairs})
-        self.model.eval()
-        queries = encode_texts(self.model, [dataset.queries[q] for q in query_ids], "query", self.batch_size, False)
-        docs = encode_texts(self.model, [document_text(dataset.corpus[d], doc_template) for d in doc_ids], "doc",
-                            self.batch_size, False)
+        queries = self.query_embeddings(dataset, query_ids)
+        docs = self.doc_embeddings(dataset, doc_ids, doc_template)
         q_row = {q: i for i, q in enumerate(query_ids)}
         d_row = {d: i for i, d in enumerate(doc_ids)}
         q_index = np.fromiter((q_row[q] for q, _ in pairs), dtype=np.int64, count=len(pairs))
@@ -40,3 +38,9 @@ class BiEncoderTeacher(Teacher):
         """[len(query_ids), dim] the teacher's query embeddings (embedding distillation's targets)."""
         self.model.eval()
         return encode_texts(self.model, [dataset.queries[q] for q in query_ids], "query", self.batch_size, False)
+
+    def doc_embeddings(self, dataset: BeirDataset, doc_ids: list[str], doc_template: str) -> np.ndarray:
+        """[len(doc_ids), dim] the teacher's document embeddings (in-batch teacher scores)."""
+        self.model.eval()
+        texts = [document_text(dataset.corpus[d], doc_template) for d in doc_ids]
+        return encode_texts(self.model, texts, "doc", self.batch_size, False)

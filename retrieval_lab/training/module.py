@@ -16,24 +16,34 @@ from retrieval_lab.training.cross_device import false_negative_mask, gather_docu
 NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
 
 
-def loss_inputs(model: BiEncoder, batch: dict, gather: bool) -> LossInputs:
+def loss_inputs(model: BiEncoder, batch: dict, gather: bool, documents: bool = True) -> LossInputs:
     """This rank's queries against the batch's documents (all ranks' when ``gather``), with what
-    the data module attached for distillation (pair columns, teacher scores)."""
+    the data module attached for distillation (pair columns, teacher scores). ``documents=False``
+    skips encoding the documents, for an objective that reads query embeddings only."""
     query = model(batch["query"], "query")
-    docs, doc_keys = model(batch["doc"], "doc"), batch["doc_keys"]
+    doc_keys = batch["doc_keys"]
+    docs = model(batch["doc"], "doc") if documents else None
     offset = 0
-    if gather:
+    if gather and docs is not None:
         docs, doc_keys, offset = gather_documents(docs, doc_keys)
     targets = offset + torch.arange(query.shape[0], device=query.device)
     mask = false_negative_mask(batch["query_positives"], doc_keys, targets)
     pair_columns = batch.get("pair_columns")
+    teacher_batch = None
+    if "in_batch_teacher_docs" in batch:
+        teacher_docs = batch["in_batch_teacher_docs"]
+        if gather:
+            teacher_docs = gather_documents(teacher_docs, batch["doc_keys"])[0]
+        teacher_batch = batch["in_batch_teacher_query"] @ teacher_docs.T
     return LossInputs(query, docs, targets, mask,
                       pair_columns=None if pair_columns is None else pair_columns + offset,
-                      teacher_pairs=batch.get("teacher_pairs"), teacher_query=batch.get("teacher_query"))
+                      teacher_pairs=batch.get("teacher_pairs"), teacher_batch=teacher_batch,
+                      teacher_query=batch.get("teacher_query"))
 
 
 def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
-    return objective.compute(loss_inputs(model, batch, gather))
+    documents = getattr(objective, "reads_documents", True)
+    return objective.compute(loss_inputs(model, batch, gather, documents))
 
 
 class RetrieverModule(pl.LightningModule):
