@@ -100,6 +100,17 @@ def test_weighted_sum_adds_named_terms_and_keeps_each_value():
         WeightedSum({"infonce": {"loss": infonce}})
 
 
+def test_only_an_objective_that_reads_documents_has_them_encoded():
+    distil = EmbeddingDistillation()
+    assert distil.reads_documents is False and getattr(InfoNCE(), "reads_documents", True)
+    both = WeightedSum({"distil": {"loss": distil, "weight": 1.0}, "infonce": {"loss": InfoNCE(), "weight": 1.0}})
+    assert both.reads_documents is True
+    assert WeightedSum({"distil": {"loss": distil, "weight": 1.0}}).reads_documents is False
+    inputs = _inputs()
+    with pytest.raises(MissingInput, match="document embeddings"):
+        InfoNCE().compute(LossInputs(inputs.query, None, inputs.targets))
+
+
 def test_cross_encoder_losses_match_the_formulas():
     logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
     sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
