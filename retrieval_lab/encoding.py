@@ -19,12 +19,16 @@ def encode_texts(
     """Embed ``texts`` as a float32 array [len(texts), dim], rows in input order.
 
     Texts are sorted by tokenized length, longest first, so each batch pads to a similar length
-    and a batch that does not fit in memory fails at once; the model's train/eval mode is restored.
+    and a batch that does not fit in memory fails at once (not worth a tokenization pass when
+    there is one batch, or one text per batch); the model's train/eval mode is restored.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    order = np.argsort(model.tokenization.lengths(texts, side), kind="stable")[::-1]
+    if 1 < batch_size < len(texts):
+        order = np.argsort(model.tokenization.lengths(texts, side), kind="stable")[::-1]
+    else:
+        order = np.arange(len(texts))
     out = np.empty((len(texts), model.dim), dtype=np.float32)
     try:
         for start in tqdm(range(0, len(texts), batch_size), desc=f"encode {side}", disable=not progress):

@@ -9,6 +9,7 @@ import torch
 
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.data.query_distillation import corpus_sentences
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.export import export_model
@@ -55,10 +56,12 @@ def test_a_distilled_query_tower_searches_the_teachers_index(tmp_path: Path, tin
     zero = run_rlab([*args, "stages=[index,evaluate]"], tmp_path / "zero", tiny_beir)
     assert zero.returncode == 0, zero.stderr[-3000:]
     student = run_rlab([*args, "experiment=scifact_query_tower", f"teacher.path={teacher}", "model.query.num_layers=1",
-                        f"model.query.path={other}", "trainer.max_epochs=5", "optimizer.lr=3e-3"], tmp_path / "student", tiny_beir)
+                        f"model.query.path={other}", "trainer.max_epochs=5", "optimizer.lr=3e-3",
+                        "data.pseudo_queries=40"], tmp_path / "student", tiny_beir)
     assert student.returncode == 0, student.stderr[-3000:]
     record = json.loads((tmp_path / "student" / "run.json").read_text())
-    assert record["teacher"]["provides"] == ["teacher_query"] and record["teacher"]["query_embeddings"]["queries"] == 30
+    assert record["teacher"]["provides"] == ["teacher_query"]
+    assert record["teacher"]["query_embeddings"] == {"queries": 30, "pseudo_queries": 40, "dim": 32}
     log = (tmp_path / "student" / "rlab.log").read_text()
     assert "embedding cache hit" in log  # the teacher's corpus embeddings, hence its index
     index_meta = [json.loads((tmp_path / run / "index" / "index.json").read_text()) for run in ("zero", "student")]
@@ -117,6 +120,28 @@ def test_teachers_must_match_what_the_objective_reads(tmp_path: Path, tiny_beir:
         (["miner=bm25", "teacher=bm25", "objective=dual_teacher", "in_batch_teacher.path=x",
           "in_batch_teacher._target_=retrieval_lab.teachers.CrossEncoderTeacher"],
          "in_batch_teacher._target_: the in-batch teacher scores B x N pairs"),
+    ]
+    for i, (overrides, message) in enumerate(cases):
+        result = run_rlab([*tiny_args, *overrides], tmp_path / str(i), tiny_beir)
+        assert result.returncode == 2 and message in result.stderr, (overrides, result.stderr[-2000:])
+
+
+def test_corpus_sentences_are_seeded_draws_of_whole_sentences(tiny_beir: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    everything = corpus_sentences(dataset, 10**6, seed=0, min_words=1)
+    texts = " ".join(f"{d.title} {d.text}" for d in dataset.corpus.values())
+    assert everything and all(sentence in texts for sentence in everything)
+    drawn = corpus_sentences(dataset, 10, seed=1, min_words=1)
+    assert len(set(drawn)) == 10 and set(drawn) <= set(everything)
+    assert drawn == corpus_sentences(dataset, 10, seed=1, min_words=1) != corpus_sentences(dataset, 10, seed=2, min_words=1)
+
+
+def test_a_query_only_objective_refuses_document_side_settings(tmp_path: Path, tiny_beir: Path, tiny_args):
+    distil = ["objective=embed_distill", "teacher=bi_encoder", "teacher.path=x"]
+    cases = [
+        ([*distil, "miner=bm25"], "miner: the objective reads query embeddings only"),
+        ([*distil, "data.val_queries=5"], "data.val_queries: the objective reads query embeddings only"),
+        (["data.pseudo_queries=10"], "data.pseudo_queries: pseudo-queries train a query-only objective"),
     ]
     for i, (overrides, message) in enumerate(cases):
         result = run_rlab([*tiny_args, *overrides], tmp_path / str(i), tiny_beir)

@@ -36,6 +36,7 @@ class DataSchema:
     val_queries: int = 0
     val_distractors: int = 1000
     num_workers: int = 0
+    pseudo_queries: int = 0
 
 
 @dataclass

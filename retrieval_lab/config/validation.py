@@ -40,6 +40,7 @@ def validate_config(cfg: DictConfig) -> None:
         _check_trainable(container["model"])
     _check_indexable(container)
     _check_negatives(container)
+    _check_query_only(container)
     _check_optimized_metric(container)
     _check_targets(container, "")
 
@@ -127,16 +128,38 @@ def _check_teachers(container: dict[str, Any]) -> None:
                               f"from embeddings: it must be a BiEncoderTeacher, got {target!r}")
 
 
-def _objective_needs(container: dict[str, Any]) -> set[str]:
-    """What the objective reads from a teacher (its class's ``needs``; a weighted sum's terms')."""
+def _check_query_only(container: dict[str, Any]) -> None:
+    """An objective that reads query embeddings only trains on queries alone: document-side
+    settings would be silently ignored, so they are errors; pseudo-queries are for it only."""
+    data, sampler = container["data"], container.get("sampler") or {}
+    classes = _objective_classes(container)
+    if not classes or any(getattr(cls, "reads_documents", True) for cls in classes):
+        if data.get("pseudo_queries", 0):
+            raise ConfigError("data.pseudo_queries", "pseudo-queries train a query-only objective "
+                              "(objective=embed_distill); this objective reads documents")
+        return
+    ignored = {
+        "miner": (container.get("miner") or {}).get("kind", "none") != "none",
+        "sampler": sampler.get("kind", "random") != "random",
+        "data.val_queries": data.get("val_queries", 0) > 0,
+    }
+    for key, set_ in ignored.items():
+        if set_:
+            raise ConfigError(key, "the objective reads query embeddings only: it trains on queries alone, "
+                              "with no documents, negatives or held-out retrieval validation")
+
+
+def _objective_classes(container: dict[str, Any]) -> list[type]:
+    """The objective's class, or a weighted sum's terms' classes."""
     objective = container.get("objective") or {}
     losses = [t.get("loss", {}) for t in (objective.get("terms") or {}).values()] or [objective]
-    needs: set[str] = set()
-    for loss in losses:
-        target = loss.get("_target_") if isinstance(loss, Mapping) else None
-        if target:
-            needs |= set(getattr(_import_target(target, "objective"), "needs", ()))
-    return needs
+    targets = [loss.get("_target_") for loss in losses if isinstance(loss, Mapping) and loss.get("_target_")]
+    return [_import_target(target, "objective") for target in targets]
+
+
+def _objective_needs(container: dict[str, Any]) -> set[str]:
+    """What the objective reads from a teacher (its class's ``needs``; a weighted sum's terms')."""
+    return {need for cls in _objective_classes(container) for need in getattr(cls, "needs", ())}
 
 
 def _check_indexable(container: dict[str, Any]) -> None:

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.data.query_distillation import QueryDistillationDataModule
 from retrieval_lab.teachers import BiEncoderTeacher, Teacher, cached_teacher_scores
 
 log = logging.getLogger(__name__)
 
 
-def teach(teacher: Teacher | None, needs: frozenset[str], datamodule: ContrastiveDataModule, split: str,
+def teach(teacher: Teacher | None, needs: frozenset[str], datamodule: ContrastiveDataModule | QueryDistillationDataModule,
+          split: str,
           doc_template: str, cache_dir: str | Path, in_batch_teacher: Teacher | None = None) -> dict[str, Any]:
     """Gives ``datamodule`` what ``needs`` names; returns the run record's ``teacher`` entry."""
     record: dict[str, Any] = {"provides": sorted(needs)}
@@ -32,10 +34,16 @@ def teach(teacher: Teacher | None, needs: frozenset[str], datamodule: Contrastiv
     if "teacher_query" in needs:
         if not isinstance(teacher, BiEncoderTeacher):
             raise ValueError(f"the objective distils query embeddings: it needs teacher=bi_encoder, not {record['kind']}")
-        query_ids = sorted({p.query_id for p in datamodule.pairs})
-        embeddings = teacher.query_embeddings(datamodule.dataset, query_ids)
-        datamodule.teacher_query = dict(zip(query_ids, embeddings))
-        record["query_embeddings"] = {"queries": len(query_ids), "dim": int(embeddings.shape[1])}
+        if isinstance(datamodule, QueryDistillationDataModule):
+            datamodule.teacher_query = embeddings = teacher.embed_queries(datamodule.texts)
+            record["query_embeddings"] = {"queries": datamodule.num_queries,
+                                          "pseudo_queries": len(datamodule.texts) - datamodule.num_queries,
+                                          "dim": int(embeddings.shape[1])}
+        else:
+            query_ids = sorted({p.query_id for p in datamodule.pairs})
+            embeddings = teacher.query_embeddings(datamodule.dataset, query_ids)
+            datamodule.teacher_query = dict(zip(query_ids, embeddings))
+            record["query_embeddings"] = {"queries": len(query_ids), "dim": int(embeddings.shape[1])}
     if "teacher_batch" in needs:
         record["in_batch"] = _in_batch_embeddings(in_batch_teacher, datamodule, doc_template)
     return record

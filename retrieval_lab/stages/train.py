@@ -11,6 +11,7 @@ from pytorch_lightning.loggers import Logger
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.data.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.data.datamodule import ContrastiveDataModule
+from retrieval_lab.data.query_distillation import QueryDistillationDataModule
 from retrieval_lab.mining.build import miner_settings, negative_selection
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.mining.refresh import NegativeRefresh
@@ -26,10 +27,17 @@ log = logging.getLogger(__name__)
 
 def training_data(
     cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, negatives: Negatives | None = None
-) -> ContrastiveDataModule:
+) -> ContrastiveDataModule | QueryDistillationDataModule:
     """The training pairs of ``cfg.data``, each with its query's hard ``negatives`` if given,
-    batched as ``cfg.sampler`` says."""
+    batched as ``cfg.sampler`` says; for an objective that reads queries only, the training
+    queries (and ``data.pseudo_queries`` corpus sentences) alone."""
     data = cfg.data
+    if not getattr(instantiate(cfg.objective), "reads_documents", True):
+        datamodule = QueryDistillationDataModule(dataset, model.tokenization, data.train_split, data.batch_size,
+                                                 cfg.seed, data.num_workers, data.get("pseudo_queries", 0))
+        log.info("training on %d queries of %s/%s and %d corpus sentences as pseudo-queries",
+                 datamodule.num_queries, dataset.name, data.train_split, len(datamodule.texts) - datamodule.num_queries)
+        return datamodule
     miner = miner_settings(cfg.get("miner"))
     sampler = cfg.get("sampler") or {}
     per_pair = miner.per_pair or (miner.num_negatives + miner.random_negatives)

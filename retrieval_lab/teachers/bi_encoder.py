@@ -36,8 +36,12 @@ class BiEncoderTeacher(Teacher):
 
     def query_embeddings(self, dataset: BeirDataset, query_ids: list[str]) -> np.ndarray:
         """[len(query_ids), dim] the teacher's query embeddings (embedding distillation's targets)."""
+        return self.embed_queries([dataset.queries[q] for q in query_ids])
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """[len(texts), dim] any texts embedded as queries."""
         self.model.eval()
-        return encode_texts(self.model, [dataset.queries[q] for q in query_ids], "query", self.batch_size, False)
+        return encode_texts(self.model, texts, "query", self.batch_size, False)
 
     def doc_embeddings(self, dataset: BeirDataset, doc_ids: list[str], doc_template: str) -> np.ndarray:
         """[len(doc_ids), dim] the teacher's document embeddings (in-batch teacher scores)."""

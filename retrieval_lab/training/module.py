@@ -21,6 +21,9 @@ def loss_inputs(model: BiEncoder, batch: dict, gather: bool, documents: bool = T
     the data module attached for distillation (pair columns, teacher scores). ``documents=False``
     skips encoding the documents, for an objective that reads query embeddings only."""
     query = model(batch["query"], "query")
+    if "doc" not in batch:  # a query-only batch (QueryDistillationDataModule)
+        return LossInputs(query, None, torch.arange(query.shape[0], device=query.device),
+                          teacher_query=batch["teacher_query"])
     doc_keys = batch["doc_keys"]
     docs = model(batch["doc"], "doc") if documents else None
     offset = 0
@@ -72,7 +75,7 @@ class RetrieverModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = contrastive_loss(self.model, self.objective, batch, self.gather_across_devices)
-        size = batch["doc_keys"].shape[0]
+        size = batch["query"]["input_ids"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in getattr(self.objective, "last_terms", {}).items():
             self.log(f"train/{name}", value, batch_size=size)
