@@ -10,7 +10,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from retrieval_lab.config.schema import MINER_KINDS, NEGATIVE_PICKING, SAMPLER_KINDS, STAGES, RunSchema
+from retrieval_lab.config.schema import (
+    MINER_KINDS,
+    NEGATIVE_PICKING,
+    SAMPLER_KINDS,
+    STAGES,
+    RunSchema,
+)
 
 
 class ConfigError(ValueError):

@@ -6,14 +6,14 @@ Every problem with the input raises DataError with a one-line message
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from retrieval_lab.data.download import download_beir, layout_hint
 from retrieval_lab.errors import DataError
+from retrieval_lab.jsonl import json_lines, open_text
 
 T = TypeVar("T")
 
@@ -46,28 +46,6 @@ def document_text(doc: Document, template: str = "{title} {text}") -> str:
     return template.format(title=doc.title, text=doc.text).strip()
 
 
-def _open(path: Path) -> TextIO:
-    try:
-        return path.open(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line of a JSONL file."""
-    with _open(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
-
-
 def _str_field(path: Path, lineno: int, obj: dict[str, Any], key: str, default: str | None = None) -> str:
     value = obj.get(key)
     if value is None:
@@ -81,11 +59,11 @@ def _str_field(path: Path, lineno: int, obj: dict[str, Any], key: str, default: 
 
 def _load_records(path: Path, build: Callable[[int, dict[str, Any]], T]) -> dict[str, T]:
     records: dict[str, T] = {}
-    for lineno, obj in _json_lines(path):
+    for lineno, obj in json_lines(path):
         rid = _str_field(path, lineno, obj, "_id")
         if rid in records:
             # Rescanning only on error keeps the normal path free of a per-id line table.
-            first = next(n for n, o in _json_lines(path) if o.get("_id") == rid)
+            first = next(n for n, o in json_lines(path) if o.get("_id") == rid)
             raise DataError(f"{path}:{lineno}: duplicate _id {rid!r} (first seen on line {first})")
         records[rid] = build(lineno, obj)
     return records
@@ -117,7 +95,7 @@ def load_qrels(
     """
     qrels: dict[str, dict[str, int]] = {}
     first_row = True
-    with _open(path) as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -148,7 +126,7 @@ def load_qrels(
 
 
 def _first_qrel_line(path: Path, qid: str, did: str) -> int:
-    with _open(path) as f:
+    with open_text(path) as f:
         return next(n for n, line in enumerate(f, start=1) if line.rstrip("\r\n").split("\t")[:2] == [qid, did])
 
 

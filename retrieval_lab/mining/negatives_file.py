@@ -17,6 +17,7 @@ from typing import Any
 
 from retrieval_lab.atomic import atomic_path
 from retrieval_lab.errors import DataError
+from retrieval_lab.jsonl import json_lines
 
 Negatives = dict[str, list[tuple[str, float | None]]]  # query id -> [(doc id, score or None)]
 
@@ -34,35 +35,24 @@ def read_negatives(path: Path, doc_ids: Mapping[str, Any] | None = None) -> Nega
     """Reads and checks a negatives file; errors name the file and line. With ``doc_ids``, every
     negative must be a document of the corpus."""
     negatives: Negatives = {}
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: malformed JSON ({err.msg})") from None
-            query_id, docs = obj.get("query_id"), obj.get("negatives")
-            if not isinstance(query_id, str):
-                raise DataError(f"{where}: 'query_id' must be a string")
-            if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
-                raise DataError(f"{where}: 'negatives' must be a list of doc id strings")
-            scores = obj.get("scores")
-            if scores is None:
-                scores = [None] * len(docs)
-            elif not isinstance(scores, list) or len(scores) != len(docs) or not all(
-                    s is None or isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
-                raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers (or nulls), one per negative")
-            if query_id in negatives:
-                raise DataError(f"{where}: query {query_id!r} appears twice")
-            if doc_ids is not None:
-                unknown = [d for d in docs if d not in doc_ids]
-                if unknown:
-                    raise DataError(f"{where}: negative {unknown[0]!r} is not in the corpus")
-            negatives[query_id] = [(d, None if s is None else float(s)) for d, s in zip(docs, scores)]
+    for lineno, obj in json_lines(path):
+        where = f"{path}:{lineno}"
+        query_id, docs = obj.get("query_id"), obj.get("negatives")
+        if not isinstance(query_id, str):
+            raise DataError(f"{where}: 'query_id' must be a string")
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+            raise DataError(f"{where}: 'negatives' must be a list of doc id strings")
+        scores = obj.get("scores")
+        if scores is None:
+            scores = [None] * len(docs)
+        elif not isinstance(scores, list) or len(scores) != len(docs) or not all(
+                s is None or isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
+            raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers (or nulls), one per negative")
+        if query_id in negatives:
+            raise DataError(f"{where}: query {query_id!r} appears twice")
+        if doc_ids is not None:
+            unknown = [d for d in docs if d not in doc_ids]
+            if unknown:
+                raise DataError(f"{where}: negative {unknown[0]!r} is not in the corpus")
+        negatives[query_id] = [(d, None if s is None else float(s)) for d, s in zip(docs, scores)]
     return negatives

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
@@ -19,7 +20,6 @@ from retrieval_lab.index_profile import profile_bm25_index, profile_index
 from retrieval_lab.lexical import BM25Index
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
-from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.search import search
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from retrieval_lab.atomic import atomic_write_text
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.embedding_cache import (
     CorpusEmbeddings,
@@ -16,7 +17,6 @@ from retrieval_lab.embedding_cache import (
 from retrieval_lab.index.base import Index, IndexMismatchError
 from retrieval_lab.lexical import BM25Index, corpus_sha256
 from retrieval_lab.models.bi_encoder import BiEncoder
-from retrieval_lab.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

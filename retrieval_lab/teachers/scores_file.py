@@ -16,6 +16,7 @@ from typing import Any
 
 from retrieval_lab.atomic import atomic_path
 from retrieval_lab.errors import DataError
+from retrieval_lab.jsonl import json_lines
 
 Scores = dict[tuple[str, str], float]  # (query id, doc id) -> score
 
@@ -33,32 +34,21 @@ def write_scores(path: Path, scores: Scores) -> None:
 def read_scores(path: Path, doc_ids: Mapping[str, Any] | None = None) -> Scores:
     """Reads and checks a scores file; errors name the file and line."""
     scores: Scores = {}
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror})") from None
-    with handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{where}: malformed JSON ({err.msg})") from None
-            query_id, docs, values = obj.get("query_id"), obj.get("doc_ids"), obj.get("scores")
-            if not isinstance(query_id, str):
-                raise DataError(f"{where}: 'query_id' must be a string")
-            if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
-                raise DataError(f"{where}: 'doc_ids' must be a list of doc id strings")
-            if not isinstance(values, list) or len(values) != len(docs) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers, one per doc id")
-            for doc_id, value in zip(docs, values):
-                if doc_ids is not None and doc_id not in doc_ids:
-                    raise DataError(f"{where}: document {doc_id!r} is not in the corpus")
-                if (query_id, doc_id) in scores:
-                    raise DataError(f"{where}: pair ({query_id!r}, {doc_id!r}) is scored twice")
-                scores[(query_id, doc_id)] = float(value)
+    for lineno, obj in json_lines(path):
+        where = f"{path}:{lineno}"
+        query_id, docs, values = obj.get("query_id"), obj.get("doc_ids"), obj.get("scores")
+        if not isinstance(query_id, str):
+            raise DataError(f"{where}: 'query_id' must be a string")
+        if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+            raise DataError(f"{where}: 'doc_ids' must be a list of doc id strings")
+        if not isinstance(values, list) or len(values) != len(docs) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise DataError(f"{where}: 'scores' must be a list of {len(docs)} numbers, one per doc id")
+        for doc_id, value in zip(docs, values):
+            if doc_ids is not None and doc_id not in doc_ids:
+                raise DataError(f"{where}: document {doc_id!r} is not in the corpus")
+            if (query_id, doc_id) in scores:
+                raise DataError(f"{where}: pair ({query_id!r}, {doc_id!r}) is scored twice")
+            scores[(query_id, doc_id)] = float(value)
     return scores
 
