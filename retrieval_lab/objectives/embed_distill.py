@@ -22,7 +22,7 @@ class EmbeddingDistillation(nn.Module):
     """
 
     needs = frozenset({"teacher_query"})  # what the teach stage must provide
-    reads_documents = False  # the training step need not encode the batch's documents
+    reads_documents = False  # it trains on queries alone (QueryDistillationDataModule)
 
     def __init__(self, mse_weight: float = 1.0, cosine_weight: float = 1.0) -> None:
         super().__init__()

@@ -16,18 +16,17 @@ from retrieval_lab.training.cross_device import false_negative_mask, gather_docu
 NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias", "layer_norm.weight", "layer_norm.bias")
 
 
-def loss_inputs(model: BiEncoder, batch: dict, gather: bool, documents: bool = True) -> LossInputs:
+def loss_inputs(model: BiEncoder, batch: dict, gather: bool) -> LossInputs:
     """This rank's queries against the batch's documents (all ranks' when ``gather``), with what
-    the data module attached for distillation (pair columns, teacher scores). ``documents=False``
-    skips encoding the documents, for an objective that reads query embeddings only."""
+    the data module attached for distillation (pair columns, teacher scores). A query-only batch
+    (an objective that reads no documents trains on QueryDistillationDataModule) has no documents."""
     query = model(batch["query"], "query")
     if "doc" not in batch:  # a query-only batch (QueryDistillationDataModule)
         return LossInputs(query, None, torch.arange(query.shape[0], device=query.device),
                           teacher_query=batch["teacher_query"])
-    doc_keys = batch["doc_keys"]
-    docs = model(batch["doc"], "doc") if documents else None
+    docs, doc_keys = model(batch["doc"], "doc"), batch["doc_keys"]
     offset = 0
-    if gather and docs is not None:
+    if gather:
         docs, doc_keys, offset = gather_documents(docs, doc_keys)
     targets = offset + torch.arange(query.shape[0], device=query.device)
     mask = false_negative_mask(batch["query_positives"], doc_keys, targets)
@@ -45,8 +44,7 @@ def loss_inputs(model: BiEncoder, batch: dict, gather: bool, documents: bool = T
 
 
 def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
-    documents = getattr(objective, "reads_documents", True)
-    return objective.compute(loss_inputs(model, batch, gather, documents))
+    return objective.compute(loss_inputs(model, batch, gather))
 
 
 class RetrieverModule(pl.LightningModule):
