@@ -19,6 +19,15 @@ def test_margin_mse_matches_the_formula():
         MarginMSE()(student[:, :1], teacher[:, :1])
 
 
+def test_margin_mse_scales_the_students_scores():
+    cosine = torch.tensor([[0.9, 0.5], [0.2, 0.4]])
+    logits = torch.tensor([[6.0, -2.0], [1.0, 3.0]])
+    # scaled student margins 20 * [0.4, -0.2] = [8, -4], teacher margins [8, -2]: errors 0 and 4
+    assert MarginMSE(student_scale=20)(cosine, logits).item() == pytest.approx((0 + 4) / 2)
+    with pytest.raises(ValueError, match="student_scale"):
+        MarginMSE(student_scale=0)
+
+
 def _softmax(row, tau):
     exps = [math.exp(x / tau) for x in row]
     return [e / sum(exps) for e in exps]
@@ -70,6 +79,10 @@ def test_dual_teacher_is_pairwise_margin_mse_plus_weighted_in_batch_term():
     kl = DualTeacher(in_batch_weight=2.0, in_batch="kl")(student_pairs, teacher_pairs, student_batch, teacher_batch,
                                                          targets)
     assert kl.item() == pytest.approx(4 + 2.0 * ListwiseKL()(student_batch, teacher_batch).item())
+    # pairwise_scale reaches the pairwise term only: student margin 2 * 1 = 2 against 3 -> 1
+    scaled = DualTeacher(in_batch_weight=0.5, pairwise_scale=2.0)(student_pairs, teacher_pairs, student_batch,
+                                                                   teacher_batch, targets)
+    assert scaled.item() == pytest.approx(1 + 0.5 * (1 + 0 + 0 + 16) / 4)
 
 
 def _inputs(**extra) -> LossInputs:

@@ -22,19 +22,22 @@ class DualTeacher(nn.Module):
     batch, its target column ``targets[i]`` the positive (the paper's ColBERT teacher), either as
     Margin-MSE over every (target, other column) margin (``in_batch="margin_mse"``, the paper's
     choice) or as listwise KL (``"kl"``). ``mask`` [B, N] removes columns (other labelled positives
-    of the query) from the in-batch term.
+    of the query) from the in-batch term. ``pairwise_scale`` multiplies the student's scores in the
+    pairwise term only (see :class:`MarginMSE`): the pairwise teacher is a cross-encoder, while the
+    in-batch teacher is a bi-encoder on the student's own scale.
     """
 
     needs = frozenset({"teacher_pairs", "teacher_batch"})  # what the teach stage must provide
 
     def __init__(self, in_batch_weight: float = 1.0, in_batch: str = "margin_mse",
-                 student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
+                 student_temperature: float = 1.0, teacher_temperature: float = 1.0,
+                 pairwise_scale: float = 1.0) -> None:
         super().__init__()
         if in_batch not in ("margin_mse", "kl"):
             raise ValueError(f"in_batch must be 'margin_mse' or 'kl', got {in_batch!r}")
         self.in_batch_weight = in_batch_weight
         self.in_batch = in_batch
-        self.pairwise = MarginMSE()
+        self.pairwise = MarginMSE(pairwise_scale)
         self.kl = ListwiseKL(student_temperature, teacher_temperature)
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:

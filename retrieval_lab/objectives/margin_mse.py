@@ -14,11 +14,19 @@ class MarginMSE(nn.Module):
         \mathcal{L} = \frac{1}{Bk} \sum_i \sum_{j=1}^{k}
             \big( (s_{i0} - s_{ij}) - (t_{i0} - t_{ij}) \big)^2
 
-    with :math:`s` the student's scores and :math:`t` the teacher's. Only margins are matched, so a
-    teacher on another scale (a cross-encoder's logits) can teach a dot-product student.
+    with :math:`s` the student's scores times ``student_scale`` and :math:`t` the teacher's. Only
+    margins are matched, so a teacher whose logits sit at another offset teaches a dot-product
+    student as the paper does. A cosine student's margins cannot exceed 2, while a cross-encoder's
+    reach 10 or more: ``student_scale`` (20 = InfoNCE's 1/0.05) lets the two meet.
     """
 
     needs = frozenset({"teacher_pairs"})  # what the teach stage must provide
+
+    def __init__(self, student_scale: float = 1.0) -> None:
+        super().__init__()
+        if student_scale <= 0:
+            raise ValueError(f"student_scale must be positive, got {student_scale}")
+        self.student_scale = student_scale
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
         return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a teacher (teacher=...)"))
@@ -28,6 +36,7 @@ class MarginMSE(nn.Module):
         if student.shape != teacher.shape or student.shape[-1] < 2:
             raise ValueError(f"student and teacher scores must both be [B, 1 + k >= 2], got "
                              f"{list(student.shape)} and {list(teacher.shape)}")
+        student = student * self.student_scale
         student_margin = student[:, :1] - student[:, 1:]
         teacher_margin = teacher[:, :1] - teacher[:, 1:]
         return ((student_margin - teacher_margin.to(student.dtype)) ** 2).mean()
