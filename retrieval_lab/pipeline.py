@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,6 +21,7 @@ from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.teach import teach
 from retrieval_lab.stages.train import train, training_data
 from retrieval_lab.tracking import Tracker
+from retrieval_lab.training.precision import PrecisionChoice, choose_precision, encoding_precision
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def _run_stages(
                         "sha256": data_checksums(dataset.path, splits)})
     model = instantiate(cfg.model)
     atomic_write_json(run_dir / "encoding.json", model.encoding_contract())
+    precision = _choose_precisions(cfg, stages, model, record)
 
     results: dict[str, float] = {}
     step = 0
@@ -91,7 +94,7 @@ def _run_stages(
                                  cfg.data.doc_template, cfg.paths.cache_dir, in_batch_teacher=teachers[1])
             record.update(teacher=teaching)
         with record.stage("train"):
-            trainer = train(cfg, model, datamodule, run_dir, tracker.loggers)
+            trainer = train(cfg, model, datamodule, run_dir, tracker.loggers, precision)
         step = trainer.global_step
         refreshes = [c.history for c in trainer.callbacks if isinstance(c, NegativeRefresh)]
         if refreshes:
@@ -127,6 +130,22 @@ def _run_stages(
         record.update(metrics=metrics)
         results.update(metrics)
     return results
+
+
+def _choose_precisions(cfg: DictConfig, stages: list[str], model: Any, record: RunRecord) -> PrecisionChoice | None:
+    """The training precision (``trainer.precision``, ``auto`` decided by the hardware) and the
+    encoding one, logged and recorded in run.json (``precision``) before any work; returns the
+    training one (None without a train stage)."""
+    accelerator = cfg.trainer.get("accelerator")
+    chosen = {}
+    if "train" in stages:
+        chosen["train"] = choose_precision(cfg.trainer.get("precision"), accelerator)
+    if isinstance(model, torch.nn.Module):  # BM25 has no weights to run in any precision
+        chosen["encode"] = encoding_precision(accelerator)
+    for stage, choice in chosen.items():
+        log.info("%s precision: %s on %s (%s)", stage, choice.precision, choice.device, choice.reason)
+    record.update(precision={stage: choice.as_record() for stage, choice in chosen.items()})
+    return chosen.get("train")
 
 
 def _log_stage(tracker: Tracker, record: RunRecord, name: str, step: int) -> None:

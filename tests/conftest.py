@@ -25,11 +25,12 @@ def compose_config(overrides: list[str] | None = None, with_hydra: bool = False)
 
 
 def run_rlab(args: list[str], run_dir: Path, data_root: Path | None = None,
-             timeout: int = 1800, multirun: bool = False) -> subprocess.CompletedProcess:
+             timeout: int = 1800, multirun: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir`` (the sweep
-    directory with ``multirun``); runs whose directories share a parent share an embedding cache
-    (``<parent>/cache``)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    directory with ``multirun``), with ``env`` added to the environment; runs whose directories
+    share a parent share an embedding cache (``<parent>/cache``)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if data_root is not None:
         env["RLAB_DATA_DIR"] = str(data_root)
     where = ["-m", f"hydra.sweep.dir={run_dir}"] if multirun else [f"hydra.run.dir={run_dir}"]
@@ -85,7 +86,8 @@ def scifact_root() -> Path:
     return SCIFACT_ROOT
 
 
-TINY = ["model=tiny", "data.name=tiny", "data.download=false", "trainer.max_epochs=2",
+# fp32 whatever the CPU: trainer.precision=auto is tested on its own (tests/test_precision.py).
+TINY = ["model=tiny", "data.name=tiny", "data.download=false", "trainer.max_epochs=2", "trainer.precision=32-true",
         "data.batch_size=8", "optimizer.lr=1e-3", "evaluator.k=20", "logger=csv"]
 
 

@@ -46,6 +46,9 @@ def test_run_directory_holds_the_whole_record(tiny_run):
     assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
     assert {"python", "torch", "transformers", "faiss-cpu", "retrieval_lab"} <= set(record["versions"])
     assert record["hardware"]["cpu_count"] >= 1 and record["hardware"]["memory_gb"] > 0
+    assert record["precision"]["train"] == {"precision": "32-true", "requested": "32-true", "device": "cpu",
+                                            "reason": "set explicitly (trainer.precision)"}
+    assert record["precision"]["encode"]["precision"] == "32-true"
     data = root / "tiny"
     assert record["data"]["sha256"] == {
         name: hashlib.sha256((data / name).read_bytes()).hexdigest()

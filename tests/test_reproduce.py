@@ -20,7 +20,7 @@ from retrieval_lab.reproduce import (
     exit_status,
     load_spec,
 )
-from retrieval_lab.reproduce.cli import _last_line, check_metrics, reproduce
+from retrieval_lab.reproduce.cli import _last_line, check_metrics, reproduce, run_precision
 from retrieval_lab.reproduce.status import worst
 from tests.conftest import REPO, write_tiny_beir
 
@@ -55,9 +55,29 @@ def test_exit_status_and_worst():
 
 def test_a_metric_missing_from_the_run_fails():
     row = Row("r", [], {"ndcg@10": 0.5, "recall@100": 0.9})
-    checks = check_metrics(row, {"ndcg@10": 0.50002})
+    checks = check_metrics(row.expected, {"ndcg@10": 0.50002})
     assert [(c.metric, c.status) for c in checks] == [("ndcg@10", OK), ("recall@100", FAIL)]
-    assert all(c.status == FAIL for c in check_metrics(row, None))
+    assert all(c.status == FAIL for c in check_metrics(row.expected, None))
+
+
+def test_a_precision_with_its_own_pins_is_checked_against_them():
+    row = Row("r", [], {"ndcg@10": 0.6786}, measured_at={"precision": "bf16-mixed"},
+              expected_at={"32-true": {"ndcg@10": 0.6700}})
+    assert row.pins("32-true") == ({"ndcg@10": 0.6700}, "32-true")
+    assert row.pins("bf16-mixed") == ({"ndcg@10": 0.6786}, None)
+    assert row.pins(None) == ({"ndcg@10": 0.6786}, None)
+
+
+def test_the_precision_of_a_run_is_read_from_its_record(tmp_path):
+    assert run_precision(tmp_path) is None  # no run.json: the run failed before it
+    (tmp_path / "run.json").write_text(json.dumps({"precision": {}}))
+    assert run_precision(tmp_path) is None  # BM25
+    encode = {"precision": "32-true", "requested": "32-true", "device": "cpu", "reason": "..."}
+    (tmp_path / "run.json").write_text(json.dumps({"precision": {"encode": encode}}))
+    assert run_precision(tmp_path) == "32-true"
+    train = {**encode, "precision": "bf16-mixed", "requested": "auto"}
+    (tmp_path / "run.json").write_text(json.dumps({"precision": {"train": train, "encode": encode}}))
+    assert run_precision(tmp_path) == "bf16-mixed"
 
 
 def test_the_scifact_spec_is_valid():
@@ -67,6 +87,9 @@ def test_the_scifact_spec_is_valid():
     assert set(rows) == {"minilm_zero_shot", "bm25", "bm25_no_stemmer", "minilm_fine_tune"}
     assert rows["minilm_zero_shot"].expected == {"ndcg@10": 0.6451, "recall@100": 0.925}
     assert rows["minilm_fine_tune"].overrides == [] and "model=bm25" in rows["bm25"].overrides
+    # Every row says where its pins were measured; a trained row, at which precision.
+    assert all(row.measured_at.get("cpu") for row in spec.rows)
+    assert rows["minilm_fine_tune"].measured_at["precision"] in ("bf16-mixed", "32-true")
 
 
 @pytest.mark.parametrize(
@@ -82,6 +105,12 @@ def test_the_scifact_spec_is_valid():
         ("rows: [{name: a, expected: {m: 1}}, {name: a, expected: {m: 1}}]", "duplicate row name 'a'"),
         ("rows: [{name: a, expected: {m: 1}]", "malformed YAML"),
         ("colour: blue", "colour: unknown key"),
+        ("rows: [{name: a, expected: {m: 1}, measured_at: {gpu: a100}}]", "rows[0].measured_at.gpu: unknown key"),
+        ("rows: [{name: a, expected: {m: 1}, measured_at: 32-true}]", "rows[0].measured_at: expected a mapping"),
+        ("rows: [{name: a, expected: {m: 1}, expected_at: {32-true: {m: low}}}]",
+         "rows[0].expected_at.32-true.m: expected a number"),
+        ("rows: [{name: a, expected: {m: 1}, expected_at: {32-true: {}}}]",
+         "rows[0].expected_at.32-true: expected a non-empty mapping"),
     ],
 )
 def test_a_bad_spec_is_one_line_naming_file_and_key(tmp_path, capsys, content, message):
@@ -133,6 +162,9 @@ TINY_SPEC = {
         {"name": "bm25_wrong", "overrides": ["model=bm25", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.7179}},
         {"name": "bm25_trained", "overrides": ["model=bm25"], "expected": {"ndcg@10": 0.7079}},
+        # Wrong for any other precision, right for the one it encodes in: its own pin decides.
+        {"name": "tiny_pinned_for_fp32", "overrides": ["model=tiny", "stages=[index,evaluate]"],
+         "expected": {"ndcg@10": 0.9}, "expected_at": {"32-true": {"ndcg@10": 0.2461}}},
     ],
 }
 
@@ -162,14 +194,22 @@ def test_pinned_rows_are_ok_and_a_wrong_pin_fails_with_exit_1(tiny_reproduction)
         ("tiny_zero_shot", "ndcg@10"): OK, ("tiny_zero_shot", "recall@10"): OK,
         ("bm25", "ndcg@10"): OK, ("bm25", "recall@10"): OKISH,
         ("bm25_wrong", "ndcg@10"): FAIL, ("bm25_trained", "ndcg@10"): FAIL,
+        ("tiny_pinned_for_fp32", "ndcg@10"): OK,
     }
-    assert summary["status"] == FAIL and summary["counts"] == {OK: 3, OKISH: 1, FAIL: 2}
+    assert summary["status"] == FAIL and summary["counts"] == {OK: 4, OKISH: 1, FAIL: 2}
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert rows["tiny_zero_shot"]["precision"] == "32-true" and rows["bm25"]["precision"] is None
+    assert rows["tiny_pinned_for_fp32"]["pinned_for"] == "32-true" and rows["tiny_zero_shot"]["pinned_for"] is None
     assert summary["finished"] and summary["extra_overrides"][-1] == "progress=false"
     for name in ("tiny_zero_shot", "bm25", "bm25_wrong"):
         assert (out / name / "metrics.json").is_file() and (out / name / "run.trec").is_file()
     table = [line.split() for line in result.stdout.splitlines()]
-    assert ["bm25", "recall@10", "0.9997", "1.0000", "+0.00030", "OKish"] in table
-    assert ["bm25_wrong", "ndcg@10", "0.7179", "0.7079", "-0.00996", "FAIL"] in table
+    assert ["bm25", "recall@10", "0.9997", "1.0000", "+0.00030", "OKish", "-"] in table
+    assert ["bm25_wrong", "ndcg@10", "0.7179", "0.7079", "-0.00996", "FAIL", "-"] in table
+    status_and_precision = [[line[i] for i in (0, 1, 2, 5, 6)] for line in table if len(line) == 7]
+    assert ["tiny_zero_shot", "ndcg@10", "0.2461", "OK", "32-true"] in status_and_precision
+    assert ["tiny_pinned_for_fp32", "ndcg@10", "0.2461", "OK", "32-true"] in status_and_precision
+    assert "tiny_pinned_for_fp32: checked against the pins for 32-true (expected_at)" in result.stdout
 
 
 def test_a_failed_run_is_a_fail_with_its_last_error_line(tiny_reproduction):

@@ -17,6 +17,7 @@ from retrieval_lab.config.schema import (
     STAGES,
     RunSchema,
 )
+from retrieval_lab.training.precision import AUTO
 
 
 class ConfigError(ValueError):
@@ -48,7 +49,16 @@ def validate_config(cfg: DictConfig) -> None:
     _check_negatives(container)
     _check_query_only(container)
     _check_optimized_metric(container)
-    _check_targets(container, "")
+    _check_targets(_with_precision_resolvable(container), "")
+
+
+def _with_precision_resolvable(container: dict[str, Any]) -> dict[str, Any]:
+    """``trainer.precision: auto`` is this project's, resolved when training starts
+    (retrieval_lab.training.precision); Lightning's signature check sees its own default there."""
+    trainer = container.get("trainer")
+    if not isinstance(trainer, Mapping) or trainer.get("precision") != AUTO:
+        return container
+    return {**container, "trainer": {**trainer, "precision": None}}
 
 
 def _check_optimized_metric(container: dict[str, Any]) -> None:

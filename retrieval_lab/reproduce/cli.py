@@ -25,7 +25,7 @@ from retrieval_lab.reproduce.status import FAIL, OK, OKISH, classify, exit_statu
 
 SUMMARY_FILE = "reproduce.json"
 HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR"  # printed after a task's traceback
-COLUMNS = "{:<24} {:<12} {:>9} {:>9} {:>9}  {}"
+COLUMNS = "{:<24} {:<12} {:>9} {:>9} {:>9}  {:<6} {}"
 
 
 @dataclass
@@ -45,6 +45,10 @@ class RowResult:
     returncode: int | None = None
     seconds: float | None = None
     error: str | None = None
+    # The precision the run trained in (or encoded in, without training; None for BM25), from its
+    # run.json, and the precision of the pins it was checked against (None: the row's expected).
+    precision: str | None = None
+    pinned_for: str | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -57,10 +61,10 @@ def row_command(spec: Spec, row: Row, run_dir: Path, extra: list[str]) -> list[s
             f"hydra.run.dir={run_dir}"]
 
 
-def check_metrics(row: Row, metrics: dict[str, float] | None) -> list[Check]:
+def check_metrics(pins: dict[str, float], metrics: dict[str, float] | None) -> list[Check]:
     """One check per pinned metric; without metrics (the run failed) every one is FAIL."""
     checks = []
-    for metric, expected in row.expected.items():
+    for metric, expected in pins.items():
         actual = None if metrics is None else metrics.get(metric)
         diff = None if actual is None else actual - expected
         checks.append(Check(metric, expected, actual, diff, classify(expected, actual)))
@@ -84,8 +88,19 @@ def run_row(spec: Spec, row: Row, output_dir: Path, extra: list[str]) -> RowResu
             metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
         except (OSError, ValueError, KeyError) as err:
             result.error = f"no metrics in {run_dir / 'metrics.json'} ({err})"
-    result.checks = check_metrics(row, metrics)
+    result.precision = run_precision(run_dir)
+    pins, result.pinned_for = row.pins(result.precision)
+    result.checks = check_metrics(pins, metrics)
     return result
+
+
+def run_precision(run_dir: Path) -> str | None:
+    """What a run's record says it trained in, else what it encoded in; None if neither."""
+    try:
+        recorded = json.loads((run_dir / "run.json").read_text()).get("precision") or {}
+    except (OSError, ValueError):
+        return None
+    return next((recorded[stage]["precision"] for stage in ("train", "encode") if stage in recorded), None)
 
 
 def _last_line(path: Path) -> str:
@@ -105,7 +120,9 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 def print_row(result: RowResult) -> None:
     for check in result.checks:
         print(COLUMNS.format(result.name, check.metric, _fmt(check.expected), _fmt(check.actual),
-                             _fmt(check.diff, signed=True), check.status))
+                             _fmt(check.diff, signed=True), check.status, result.precision or "-"))
+    if result.pinned_for:
+        print(f"  {result.name}: checked against the pins for {result.pinned_for} (expected_at)")
     if result.error:
         print(f"  {result.name}: {result.error}")
     sys.stdout.flush()
@@ -177,7 +194,7 @@ def reproduce(argv: list[str] | None = None) -> int:
 
     started = datetime.now().isoformat(timespec="seconds")
     results: list[RowResult] = []
-    print(COLUMNS.format("row", "metric", "expected", "actual", "diff", "status"))
+    print(COLUMNS.format("row", "metric", "expected", "actual", "diff", "status", "precision"))
     for i, row in enumerate(rows, start=1):
         print(f"[{i}/{len(rows)}] {row.name}: running (log: {output_dir / row.name}.log)",
               file=sys.stderr, flush=True)

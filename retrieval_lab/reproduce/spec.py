@@ -25,6 +25,17 @@ class Row:
     overrides: list[str]
     expected: dict[str, float]  # metric (as in metrics.json) -> pinned value
     description: str = ""
+    # Where ``expected`` was measured: {precision: 32-true, cpu: "AMD EPYC (AVX2)"}.
+    measured_at: dict[str, str] = field(default_factory=dict)
+    # Precision -> its own pins, for a precision whose figures fall outside OKish of ``expected``.
+    expected_at: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def pins(self, precision: str | None) -> tuple[dict[str, float], str | None]:
+        """The pins a run in ``precision`` is checked against, and the precision they are pinned
+        for (None: the row's ``expected``)."""
+        if precision in self.expected_at:
+            return self.expected_at[precision], precision
+        return self.expected, None
 
 
 @dataclass(frozen=True)
@@ -76,20 +87,34 @@ def load_spec(path: str | Path) -> Spec:
 
 def _row(data: Any, path: Path, key: str) -> Row:
     _check(isinstance(data, dict), path, key, f"expected a mapping (name, overrides, expected), got {_kind(data)}")
-    _no_unknown_keys(data, {"name", "overrides", "expected", "description"}, path, f"{key}.")
+    _no_unknown_keys(data, {"name", "overrides", "expected", "description", "measured_at", "expected_at"},
+                     path, f"{key}.")
     name = data.get("name")
     _check(isinstance(name, str) and _ROW_NAME.fullmatch(name), path, f"{key}.name",
            f"expected a name of letters, digits, _ . - (it names the run directory), got {name!r}")
-    expected = data.get("expected")
-    _check(isinstance(expected, dict) and expected, path, f"{key}.expected",
-           "expected a non-empty mapping of metric -> pinned value")
-    for metric, value in expected.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        _check(number, path, f"{key}.expected.{metric}", f"expected a number, got {value!r}")
     description = data.get("description", "")
     _check(isinstance(description, str), path, f"{key}.description", "expected a string")
+    measured_at = data.get("measured_at", {})
+    _check(isinstance(measured_at, dict), path, f"{key}.measured_at",
+           f"expected a mapping (precision, cpu), got {_kind(measured_at)}")
+    _no_unknown_keys(measured_at, {"precision", "cpu"}, path, f"{key}.measured_at.")
+    for name_, value in measured_at.items():
+        _check(isinstance(value, str), path, f"{key}.measured_at.{name_}", f"expected a string, got {value!r}")
+    expected_at = data.get("expected_at", {})
+    _check(isinstance(expected_at, dict), path, f"{key}.expected_at",
+           f"expected a mapping of precision -> pins, got {_kind(expected_at)}")
     return Row(name=name, overrides=_overrides(data.get("overrides", []), path, f"{key}.overrides"),
-               expected={str(m): float(v) for m, v in expected.items()}, description=description)
+               expected=_pins(data.get("expected"), path, f"{key}.expected"), description=description,
+               measured_at=dict(measured_at),
+               expected_at={str(p): _pins(pins, path, f"{key}.expected_at.{p}") for p, pins in expected_at.items()})
+
+
+def _pins(value: Any, path: Path, key: str) -> dict[str, float]:
+    _check(isinstance(value, dict) and value, path, key, "expected a non-empty mapping of metric -> pinned value")
+    for metric, number in value.items():
+        finite = isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number)
+        _check(finite, path, f"{key}.{metric}", f"expected a number, got {number!r}")
+    return {str(m): float(v) for m, v in value.items()}
 
 
 def _overrides(value: Any, path: Path, key: str) -> list[str]:

@@ -21,6 +21,7 @@ from retrieval_lab.models.export import export_model
 from retrieval_lab.sampling import NegativePicker, topic_batches
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
 from retrieval_lab.training.module import RetrieverModule
+from retrieval_lab.training.precision import PrecisionChoice
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,12 @@ def training_data(
 
 
 def train(
-    cfg: DictConfig, model: BiEncoder, datamodule: ContrastiveDataModule, run_dir: Path, loggers: list[Logger]
+    cfg: DictConfig, model: BiEncoder, datamodule: ContrastiveDataModule, run_dir: Path, loggers: list[Logger],
+    precision: PrecisionChoice,
 ) -> pl.Trainer:
-    """Fits ``model`` in place on ``datamodule``, logging to ``loggers``; returns the trainer,
-    whose ``is_global_zero`` tells whether this process is the one that exports the model and
-    carries on with the later stages."""
+    """Fits ``model`` in place on ``datamodule`` in ``precision``, logging to ``loggers``; returns
+    the trainer, whose ``is_global_zero`` tells whether this process is the one that exports the
+    model and carries on with the later stages."""
     data, dataset = cfg.data, datamodule.dataset
     miner = miner_settings(cfg.get("miner"))
     sampler = cfg.get("sampler") or {}
@@ -92,7 +94,8 @@ def train(
         callbacks.append(NegativeRefresh(miner.refresh_every_n_steps, negative_selection(miner), dataset,
                                          data.train_split, data.doc_template, cfg.seed, cfg.encode_batch_size))
     extra = {"use_distributed_sampler": False} if sampler.get("kind") == "tas_balanced" else {}
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
+    trainer = instantiate(cfg.trainer, precision=precision.precision, callbacks=callbacks, logger=loggers or False,
+                          **extra)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
         path = model.export(run_dir / "model") if isinstance(model, CrossEncoder) else export_model(model, run_dir / "model")
