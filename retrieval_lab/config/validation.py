@@ -10,13 +10,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from retrieval_lab.config.schema import (
-    MINER_KINDS,
-    NEGATIVE_PICKING,
-    SAMPLER_KINDS,
-    STAGES,
-    RunSchema,
-)
+from retrieval_lab.config.rules import component_class
+from retrieval_lab.config.schema import STAGES, RunSchema
+from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
 
@@ -46,10 +42,12 @@ def validate_config(cfg: DictConfig) -> None:
     if "train" in container["stages"]:
         _check_trainable(container["model"])
     _check_indexable(container)
-    _check_negatives(container)
+    _check_teachers(container)
+    _check_teacher_pairs(container)
     _check_query_only(container)
     _check_optimized_metric(container)
     _check_targets(_with_precision_resolvable(container), "")
+    _check_rules(container)
 
 
 def _with_precision_resolvable(container: dict[str, Any]) -> dict[str, Any]:
@@ -80,46 +78,35 @@ def _check_optimized_metric(container: dict[str, Any]) -> None:
         raise ConfigError("optimized_metric", f"{metric!r} is not measured; {where} gives {measured}")
 
 
-def _check_negatives(container: dict[str, Any]) -> None:
-    """The miner and sampler settings that a constructor would only reject mid-run, or ignore."""
-    miner, sampler = container.get("miner") or {}, container.get("sampler") or {}
-    kind = miner.get("kind", "none")
-    if kind not in MINER_KINDS:
-        raise ConfigError("miner.kind", f"unknown miner {kind!r}; choose from {list(MINER_KINDS)}")
-    if miner.get("refresh_every_n_steps") is not None and kind != "dense_refresh":
-        raise ConfigError("miner.refresh_every_n_steps", f"only miner=dense_refresh refreshes (miner is {kind})")
-    if kind == "dense_refresh":
-        if not miner.get("refresh_every_n_steps") or miner["refresh_every_n_steps"] < 1:
-            raise ConfigError("miner.refresh_every_n_steps", "dense_refresh needs a number of steps >= 1")
-        if container["data"]["num_workers"]:
-            raise ConfigError("data.num_workers", "miner=dense_refresh swaps negatives in the main process; "
-                              "set data.num_workers=0")
-    if kind == "file" and not miner.get("path"):
-        raise ConfigError("miner.path", "miner=file needs the path of a negatives JSONL")
-    if miner.get("random_negatives") and kind != "star":
-        raise ConfigError("miner.random_negatives", f"only miner=star mixes in random negatives (miner is {kind})")
-    if miner.get("bm25"):
-        if kind != "bm25":
-            raise ConfigError("miner.bm25", f"BM25 settings, but miner is {kind}")
-        _check_call({"_target_": "retrieval_lab.lexical.BM25Index", **miner["bm25"]}, "miner.bm25")
-    if miner.get("model") is not None and kind not in ("dense", "dense_refresh", "star"):
-        raise ConfigError("miner.model", f"miner={kind} takes no model")
-    per_pair = miner.get("per_pair")
-    if per_pair is not None and per_pair < 1:
-        raise ConfigError("miner.per_pair", f"must be >= 1, got {per_pair}")
-    _check_teachers(container)
-    if container.get("teacher") and _objective_needs(container) & {"teacher_pairs", "teacher_batch"}:
-        if kind == "none":
-            raise ConfigError("teacher", "a teacher scores each query's positive against its hard negatives: "
-                              "choose a miner (miner=bm25, dense, ...)")
-        if kind == "dense_refresh":
-            raise ConfigError("teacher", "teacher scores are computed once, for the negatives mined before "
-                              "training; miner=dense_refresh changes them during training")
-    skind = sampler.get("kind", "random")
-    if skind not in SAMPLER_KINDS:
-        raise ConfigError("sampler.kind", f"unknown sampler {skind!r}; choose from {list(SAMPLER_KINDS)}")
-    if sampler.get("negatives", "random") not in NEGATIVE_PICKING:
-        raise ConfigError("sampler.negatives", f"choose from {list(NEGATIVE_PICKING)}, got {sampler['negatives']!r}")
+def _check_rules(node: Any) -> None:
+    """The cross-field rules of every component in the config (its class's ``rules``)."""
+    run = node
+    for target in _targets(node):
+        for rule in getattr(_import_target(target, "<config>"), "rules", ()):
+            if not rule.holds(run):
+                raise ConfigError(rule.key, rule.message)
+
+
+def _targets(node: Any) -> list[str]:
+    if isinstance(node, Mapping):
+        own = [node["_target_"]] if "_target_" in node else []
+        return own + [t for value in node.values() for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
+
+
+def _check_teacher_pairs(container: dict[str, Any]) -> None:
+    """A teacher scores each query's positive against its hard negatives, once, before training."""
+    if not (container.get("teacher") and _objective_needs(container) & {"teacher_pairs", "teacher_batch"}):
+        return
+    miner = component_class(container.get("miner"))
+    if miner is None:
+        raise ConfigError("teacher", "a teacher scores each query's positive against its hard negatives: "
+                          "choose a miner (miner=bm25, dense, ...)")
+    if miner.changes_during_training:
+        raise ConfigError("teacher", "teacher scores are computed once, for the negatives mined before "
+                          f"training; miner {miner.__name__} changes them during training")
 
 
 def _check_teachers(container: dict[str, Any]) -> None:
@@ -155,8 +142,8 @@ def _check_query_only(container: dict[str, Any]) -> None:
                               "(objective=embed_distill); this objective reads documents")
         return
     ignored = {
-        "miner": (container.get("miner") or {}).get("kind", "none") != "none",
-        "sampler": sampler.get("kind", "random") != "random",
+        "miner": container.get("miner") is not None,
+        "sampler": (component_class(sampler) or Sampler).groups_batches,
         "data.val_queries": data.get("val_queries", 0) > 0,
     }
     for key, set_ in ignored.items():
@@ -188,9 +175,6 @@ def _check_indexable(container: dict[str, Any]) -> None:
     if "index" in container["stages"] or "evaluate" in container["stages"]:
         raise ConfigError("stages", f"model ({target}) scores (query, document) pairs and cannot index a corpus: "
                           "train it with stages=[train], then re-rank with evaluator.rerank=<its export>")
-    miner = container.get("miner") or {}
-    if miner.get("kind") in ("dense", "dense_refresh", "star") and miner.get("model") is None:
-        raise ConfigError("miner.model", "a dense miner needs a bi-encoder: the run's model is a cross-encoder")
 
 
 def _check_trainable(model: Any) -> None:
@@ -222,29 +206,21 @@ def _import_target(target: str, path: str) -> Any:
 
 def _check_call(node: Mapping, path: str) -> None:
     target = _import_target(node["_target_"], path)
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):
+    signature = _signature(target)
+    if signature is None:
         return  # builtins without introspectable signatures: Hydra reports any error at build
-    params = signature.parameters
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    params, accepts_any, hints = signature
     given = {k: v for k, v in node.items() if not (k.startswith("_") and k.endswith("_"))}
-    named = {n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
     for key in given:
-        if key not in named and not accepts_any:
+        if key not in params and not accepts_any:
             raise ConfigError(
                 f"{path}.{key}",
-                f"not a parameter of {node['_target_']} (it takes: {', '.join(sorted(named))})",
+                f"not a parameter of {node['_target_']} (it takes: {', '.join(sorted(params))})",
             )
     if not node.get("_partial_", False):
         for name, param in params.items():
-            required = param.default is param.empty and param.kind in (
-                param.POSITIONAL_OR_KEYWORD,
-                param.KEYWORD_ONLY,
-            )
-            if required and name not in given:
+            if param.default is param.empty and name not in given:
                 raise ConfigError(f"{path}.{name}", f"required by {node['_target_']} but not set")
-    hints = _type_hints(target)
     for key, value in given.items():
         if key in hints and not (isinstance(value, Mapping) and "_target_" in value):
             if _matches(value, hints[key]) is False:
@@ -253,10 +229,43 @@ def _check_call(node: Mapping, path: str) -> None:
                 )
 
 
-def _type_hints(target: Any) -> dict[str, Any]:
-    func = target.__init__ if inspect.isclass(target) else target
+def _signature(target: Any) -> tuple[dict[str, inspect.Parameter], bool, dict[str, Any]] | None:
+    """(named parameters, whether it takes any other keyword, type hints) of a callable. One of
+    this project's classes whose ``__init__`` forwards ``**kwargs`` to its base's takes the base's
+    parameters too (a miner's selection controls): its classes are read, in MRO order, until one
+    takes no ``**kwargs``. Another library's class is read as its own signature says."""
+    if not inspect.isclass(target):
+        functions = [target]
+    elif not _ours(target):
+        functions = [target.__init__]
+    else:
+        functions = [c.__dict__["__init__"] for c in target.__mro__ if "__init__" in c.__dict__ and _ours(c)]
+    params: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    accepts_any = False
+    for function in functions:
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            return None if not params else (params, True, hints)
+        for name, param in signature.parameters.items():
+            named = param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+            if named and name != "self" and name not in params:
+                params[name] = param
+        hints = {**_type_hints(function), **hints}
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        if not accepts_any:
+            break
+    return params, accepts_any, hints
+
+
+def _ours(cls: type) -> bool:
+    return cls.__module__.split(".")[0] == "retrieval_lab"
+
+
+def _type_hints(function: Any) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(function)
     except Exception:  # unresolvable forward references: skip type checks, keep key checks
         return {}
 

@@ -9,22 +9,23 @@ from typing import Any
 
 from retrieval_lab.atomic import atomic_write_json
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.mining.miner import Miner
+from retrieval_lab.mining.miner import RankingMiner
 from retrieval_lab.mining.negatives_file import Negatives, read_negatives, write_negatives
 from retrieval_lab.provenance import data_checksums
 
 log = logging.getLogger(__name__)
 
 
-def negatives_key(miner: Miner, dataset: BeirDataset, split: str, doc_template: str) -> tuple[str, dict[str, Any]]:
+def negatives_key(miner: RankingMiner, dataset: BeirDataset, split: str, doc_template: str,
+                  model: Any = None) -> tuple[str, dict[str, Any]]:
     parts = {
         "dataset": dataset.name,
         "sha256": data_checksums(dataset.path, [split]),
         "split": split,
         "doc_template": doc_template,
-        "miner": type(miner).__name__,
+        "miner_class": f"{type(miner).__module__}.{type(miner).__qualname__}",
         "selection": vars(miner.selection) | {"rank_range": list(miner.selection.rank_range)},
-        "model": miner.fingerprint(),
+        "model": miner.fingerprint(model),
         # The seed matters only where the miner draws at random.
         "seed": miner.seed if miner.uses_seed else None,
     }
@@ -32,18 +33,20 @@ def negatives_key(miner: Miner, dataset: BeirDataset, split: str, doc_template: 
 
 
 def cached_negatives(
-    miner: Miner, dataset: BeirDataset, split: str, doc_template: str, cache_dir: str | Path
+    miner: RankingMiner, dataset: BeirDataset, split: str, doc_template: str, cache_dir: str | Path,
+    model: Any = None,
 ) -> tuple[Negatives, Path, dict[str, Any]]:
-    """The negatives of ``split`` under ``miner``: read from the cache, or mined and written
-    there. Returns them, the file, and its record (what made it, drop counts, cache hit)."""
-    key, parts = negatives_key(miner, dataset, split, doc_template)
+    """The negatives of ``split`` under ``miner`` (ranking with ``model``, if it takes one): read
+    from the cache, or mined and written there. Returns them, the file, and its record (what made
+    it, drop counts, cache hit)."""
+    key, parts = negatives_key(miner, dataset, split, doc_template, model)
     path = Path(cache_dir) / "negatives" / f"{key}.jsonl"
     sidecar = path.with_suffix(".json")
     if path.is_file() and sidecar.is_file():
         record = json.loads(sidecar.read_text())
         log.info("negatives cache hit: %s", path)
         return read_negatives(path, dataset.corpus), path, {**record, "cache_hit": True}
-    result = miner.mine(dataset, split, doc_template)
+    result = miner.mine(dataset, split, doc_template, model)
     write_negatives(path, result.negatives)
     record = {"key": key, **parts, **result.summary()}
     atomic_write_json(sidecar, record)  # written last: a file without it is not a complete entry

@@ -19,7 +19,6 @@ import pytorch_lightning as pl
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.mining.dense_miner import DenseMiner
 from retrieval_lab.mining.negatives_file import Negatives
-from retrieval_lab.mining.selection import NegativeSelection
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +31,18 @@ def changed_share(old: Negatives, new: Negatives) -> float:
 
 
 class NegativeRefresh(pl.Callback):
-    def __init__(self, every_n_steps: int, selection: NegativeSelection, dataset: BeirDataset,
-                 split: str, doc_template: str, seed: int = 0, batch_size: int = 64) -> None:
+    """Every ``every_n_steps`` steps, ``miner`` re-mines with the model being trained (seeded with
+    its seed plus the step) and the data module takes the new negatives."""
+
+    def __init__(self, miner: DenseMiner, every_n_steps: int, dataset: BeirDataset, split: str,
+                 doc_template: str) -> None:
         if every_n_steps < 1:
             raise ValueError(f"miner.refresh_every_n_steps must be >= 1, got {every_n_steps}")
+        self.miner = miner
         self.every_n_steps = every_n_steps
-        self.selection = selection
         self.dataset = dataset
         self.split = split
         self.doc_template = doc_template
-        self.seed = seed
-        self.batch_size = batch_size
         self.history: list[dict[str, Any]] = []
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
@@ -52,9 +52,8 @@ class NegativeRefresh(pl.Callback):
             return
         datamodule = trainer.datamodule
         start = time.perf_counter()
-        miner = DenseMiner(self.selection, pl_module.model, cache_dir=None, seed=self.seed + step,
-                           batch_size=self.batch_size)
-        result = miner.mine(self.dataset, self.split, self.doc_template)
+        result = self.miner.mine(self.dataset, self.split, self.doc_template, pl_module.model,
+                                 seed=self.miner.seed + step)
         changed = changed_share(datamodule.negatives, result.negatives)
         datamodule.set_negatives(result.negatives)
         entry = {"step": step, "seconds": round(time.perf_counter() - start, 2), "changed": round(changed, 4),

@@ -19,6 +19,7 @@ Every drop is counted per filter, so a mining run can report what each filter re
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,9 +58,12 @@ class NegativeSelection:
         positives: Mapping[str, float],
         rng: random.Random,
         drops: Counter,
+        vetoes: Mapping[str, AbstractSet[str]] | None = None,
     ) -> list[tuple[str, float]]:
         """The negatives of one query. ``ranking``: (doc id, score) best first; ``positives``:
-        labelled positive doc id -> its score under the mining model. Drops are added to ``drops``."""
+        labelled positive doc id -> its score under the mining model; ``vetoes``: a miner's own
+        filters, name -> the doc ids it drops, applied after the ones above (at the same ranks,
+        counted under their names). Drops are added to ``drops``."""
         first, last = self.rank_range
         floor = min(positives.values()) if positives else None
         kept = []
@@ -72,7 +76,8 @@ class NegativeSelection:
                     continue
             if rank < first:
                 continue
-            reason = self._filtered(score, floor)
+            reason = self._filtered(score, floor) or next(
+                (name for name, vetoed in (vetoes or {}).items() if doc_id in vetoed), None)
             if reason:
                 drops[reason] += 1
                 continue

@@ -13,24 +13,31 @@ from retrieval_lab.mining.miner import MiningResult
 class StarMiner(DenseMiner):
     """The dense miner's ``num_negatives`` hard negatives plus ``random_negatives`` seeded random
     corpus documents per query (never a labelled positive nor one of its hard negatives); the
-    random ones carry no score."""
+    random ones carry no score. A pair carries all of them by default (``per_pair``)."""
 
-    def __init__(self, *args: Any, random_negatives: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    name = "star"
+
+    def __init__(self, random_negatives: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if random_negatives < 0:
             raise ValueError(f"random_negatives must be >= 0, got {random_negatives}")
         self.random_negatives = random_negatives
 
     @property
+    def per_pair(self) -> int:
+        return self._per_pair or self.selection.num_negatives + self.random_negatives
+
+    @property
     def uses_seed(self) -> bool:
         return self.random_negatives > 0 or super().uses_seed
 
-    def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "kind": "star", "random_negatives": self.random_negatives}
+    def fingerprint(self, model: Any = None) -> dict[str, Any]:
+        return {**super().fingerprint(model), "kind": "star", "random_negatives": self.random_negatives}
 
-    def mine(self, dataset: BeirDataset, split: str, doc_template: str) -> MiningResult:
-        result = super().mine(dataset, split, doc_template)
-        rng = random.Random(self.seed + 1)
+    def mine(self, dataset: BeirDataset, split: str, doc_template: str, model: Any = None,
+             seed: int | None = None) -> MiningResult:
+        result = super().mine(dataset, split, doc_template, model, seed)
+        rng = random.Random((self.seed if seed is None else seed) + 1)
         doc_ids = list(dataset.corpus)
         qrels = dataset.qrels[split]
         for query_id in dataset.split_queries(split):

@@ -17,6 +17,8 @@ import numpy as np
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.sampling.negative_picking import Strategy
+from retrieval_lab.sampling.sampler import BatchSamplerFactory, Sampler
 from retrieval_lab.training.cross_device import world
 
 log = logging.getLogger(__name__)
@@ -99,3 +101,25 @@ def topic_batches(model: BiEncoder, dataset: BeirDataset, n_clusters: int, batch
         return TopicBatchSampler([cluster_of[p.query_id] for p in pairs], batch_size, seed, rank, size)
 
     return factory
+
+
+class TopicBatches(Sampler):
+    """TAS-Balanced batches (``sampler=tas_balanced``): ``n_clusters`` k-means clusters of the
+    training queries (``kmeans_iterations``, ``seed``), embedded by the run's model before training
+    (``encode_batch_size``); every batch from one cluster. The rest as :class:`Sampler`; hard
+    negatives are drawn by balanced margin by default."""
+
+    groups_batches = True
+    trainer_kwargs = {"use_distributed_sampler": False}  # it shards the batches over the ranks itself
+
+    def __init__(self, n_clusters: int = 64, kmeans_iterations: int = 25, negatives: Strategy = "balanced_margin",
+                 margin_bins: int = 10, seed: int = 0, encode_batch_size: int = 64) -> None:
+        super().__init__(negatives, margin_bins)
+        self.n_clusters = n_clusters
+        self.kmeans_iterations = kmeans_iterations
+        self.seed = seed
+        self.encode_batch_size = encode_batch_size
+
+    def batch_sampler(self, model: BiEncoder, dataset: BeirDataset, batch_size: int) -> BatchSamplerFactory:
+        return topic_batches(model, dataset, self.n_clusters, batch_size, self.seed, self.kmeans_iterations,
+                             self.encode_batch_size)

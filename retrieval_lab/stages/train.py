@@ -2,6 +2,7 @@
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -12,13 +13,12 @@ from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.data.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.data.query_distillation import QueryDistillationDataModule
-from retrieval_lab.mining.build import miner_settings, negative_selection
+from retrieval_lab.mining.miner import Miner
 from retrieval_lab.mining.negatives_file import Negatives
-from retrieval_lab.mining.refresh import NegativeRefresh
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.models.export import export_model
-from retrieval_lab.sampling import NegativePicker, topic_batches
+from retrieval_lab.sampling import Sampler
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.precision import PrecisionChoice
@@ -27,21 +27,19 @@ log = logging.getLogger(__name__)
 
 
 def training_data(
-    cfg: DictConfig, model: BiEncoder, dataset: BeirDataset, negatives: Negatives | None = None
+    cfg: DictConfig, model: BiEncoder, objective: Any, dataset: BeirDataset, miner: Miner | None,
+    sampler: Sampler, negatives: Negatives | None = None,
 ) -> ContrastiveDataModule | QueryDistillationDataModule:
-    """The training pairs of ``cfg.data``, each with its query's hard ``negatives`` if given,
-    batched as ``cfg.sampler`` says; for an objective that reads queries only, the training
-    queries (and ``data.pseudo_queries`` corpus sentences) alone."""
+    """The training pairs of ``cfg.data``, each with its query's hard ``negatives`` if given
+    (``miner.per_pair`` of them per batch), batched as ``sampler`` says; for an objective that
+    reads queries only, the training queries (and ``data.pseudo_queries`` corpus sentences) alone."""
     data = cfg.data
-    if not getattr(instantiate(cfg.objective), "reads_documents", True):
+    if not getattr(objective, "reads_documents", True):
         datamodule = QueryDistillationDataModule(dataset, model.tokenization, data.train_split, data.batch_size,
                                                  cfg.seed, data.num_workers, data.get("pseudo_queries", 0))
         log.info("training on %d queries of %s/%s and %d corpus sentences as pseudo-queries",
                  datamodule.num_queries, dataset.name, data.train_split, len(datamodule.texts) - datamodule.num_queries)
         return datamodule
-    miner = miner_settings(cfg.get("miner"))
-    sampler = cfg.get("sampler") or {}
-    per_pair = miner.per_pair or (miner.num_negatives + miner.random_negatives)
     kind, extra = ContrastiveDataModule, {}
     if isinstance(model, CrossEncoder):
         kind, extra = CrossEncoderDataModule, {"cross_encoder": model}
@@ -56,11 +54,9 @@ def training_data(
         seed=cfg.seed,
         num_workers=data.num_workers,
         negatives=negatives,
-        negatives_per_pair=per_pair if negatives is not None else 0,
-        picker=NegativePicker(sampler.get("negatives", "random"), sampler.get("margin_bins", 10)),
-        batch_sampler=topic_batches(model, dataset, sampler.n_clusters, data.batch_size, cfg.seed,
-                                    sampler.kmeans_iterations, cfg.encode_batch_size)
-        if sampler.get("kind") == "tas_balanced" else None,
+        negatives_per_pair=miner.per_pair if negatives is not None else 0,
+        picker=sampler.picker,
+        batch_sampler=sampler.batch_sampler(model, dataset, data.batch_size),
         **extra,
     )
     log.info(
@@ -74,31 +70,26 @@ def training_data(
 
 
 def train(
-    cfg: DictConfig, model: BiEncoder, datamodule: ContrastiveDataModule, run_dir: Path, loggers: list[Logger],
-    precision: PrecisionChoice,
+    cfg: DictConfig, model: BiEncoder, objective: Any, datamodule: ContrastiveDataModule, miner: Miner | None,
+    sampler: Sampler, run_dir: Path, loggers: list[Logger], precision: PrecisionChoice,
 ) -> pl.Trainer:
-    """Fits ``model`` in place on ``datamodule`` in ``precision``, logging to ``loggers``; returns
-    the trainer, whose ``is_global_zero`` tells whether this process is the one that exports the
-    model and carries on with the later stages."""
-    data, dataset = cfg.data, datamodule.dataset
-    miner = miner_settings(cfg.get("miner"))
-    sampler = cfg.get("sampler") or {}
+    """Fits ``model`` in place on ``datamodule`` with ``objective`` in ``precision``, logging to
+    ``loggers``, with the callbacks ``miner`` needs (a refresh); returns the trainer, whose
+    ``is_global_zero`` tells whether this process is the one that exports the model and carries on
+    with the later stages."""
     module = (CrossEncoderModule if isinstance(model, CrossEncoder) else RetrieverModule)(
         model,
-        instantiate(cfg.objective),
+        objective,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler),
     )
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
-    if miner.kind == "dense_refresh":
-        callbacks.append(NegativeRefresh(miner.refresh_every_n_steps, negative_selection(miner), dataset,
-                                         data.train_split, data.doc_template, cfg.seed, cfg.encode_batch_size))
-    extra = {"use_distributed_sampler": False} if sampler.get("kind") == "tas_balanced" else {}
+    if miner is not None:
+        callbacks += miner.callbacks(datamodule.dataset, cfg.data.train_split, cfg.data.doc_template)
     trainer = instantiate(cfg.trainer, precision=precision.precision, callbacks=callbacks, logger=loggers or False,
-                          **extra)
+                          **sampler.trainer_kwargs)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
         path = model.export(run_dir / "model") if isinstance(model, CrossEncoder) else export_model(model, run_dir / "model")
         log.info("exported the trained model to %s", path)
     return trainer
-
