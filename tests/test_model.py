@@ -109,3 +109,18 @@ def test_export_of_separate_towers(tmp_path: Path):
         st = SentenceTransformer(str(out / side), device="cpu")
         ours = encode_texts(model, TEXTS, side, progress=False)
         assert np.allclose(st.encode(TEXTS, prompt_name=prompt), ours, atol=1e-5)
+
+
+def test_truncate_dim_keeps_a_renormalized_prefix_and_the_export_does_too(tmp_path: Path):
+    full, truncated = tiny(), tiny(truncate_dim=8)
+    whole = encode_texts(full, TEXTS, "doc", progress=False)
+    cut = encode_texts(truncated, TEXTS, "doc", progress=False)
+    assert truncated.dim == 8 and truncated.hidden_size == full.dim == 32 and cut.shape == (len(TEXTS), 8)
+    prefix = whole[:, :8] / np.linalg.norm(whole[:, :8], axis=1, keepdims=True)
+    assert np.allclose(cut, prefix, atol=1e-6) and np.allclose(np.linalg.norm(cut, axis=1), 1, atol=1e-6)
+    assert truncated.encoding_contract()["truncate_dim"] == 8 and "truncate_dim" not in full.encoding_contract()
+    st = SentenceTransformer(str(export_model(truncated, tmp_path / "model")), device="cpu")
+    assert st.truncate_dim == 8
+    assert np.allclose(st.encode(TEXTS, prompt_name="document", normalize_embeddings=True), cut, atol=1e-5)
+    with pytest.raises(ValueError, match="truncate_dim=33: the embeddings have 32 dimensions"):
+        tiny(truncate_dim=33)

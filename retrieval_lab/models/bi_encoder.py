@@ -44,6 +44,8 @@ class BiEncoder(nn.Module):
         query / doc: :class:`TowerOptions` of each tower (needs ``shared=False``). A two-tower
             export (``query/`` and ``doc/``) loads as two towers. Both towers use the tokenizer of
             ``name_or_path``.
+        truncate_dim: keep the first ``truncate_dim`` coordinates of every embedding (re-normalized
+            when ``normalize``): a smaller index from the same model, as Matryoshka training intends.
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class BiEncoder(nn.Module):
         config_overrides: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
         doc: dict[str, Any] | None = None,
+        truncate_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.name_or_path = name_or_path
@@ -91,6 +94,9 @@ class BiEncoder(nn.Module):
             if options.frozen:
                 towers[side].requires_grad_(False)
         self.towers = nn.ModuleDict(towers)
+        if truncate_dim is not None and not 1 <= truncate_dim <= self.hidden_size:
+            raise ValueError(f"model.truncate_dim={truncate_dim}: the embeddings have {self.hidden_size} dimensions")
+        self.truncate_dim = truncate_dim
 
     def train(self, mode: bool = True) -> "BiEncoder":
         """Frozen towers stay in eval mode (no dropout): they must give the embeddings they index."""
@@ -116,12 +122,20 @@ class BiEncoder(nn.Module):
         return self.towers["query" if self.shared else side]
 
     @property
-    def dim(self) -> int:
+    def hidden_size(self) -> int:
+        """The encoder's output size (what pooling gives)."""
         return self.tower("query").config.hidden_size
+
+    @property
+    def dim(self) -> int:
+        """The embedding's size: ``truncate_dim`` where set."""
+        return self.truncate_dim or self.hidden_size
 
     def forward(self, features: BatchEncoding | dict[str, torch.Tensor], side: Side) -> torch.Tensor:
         hidden = self.tower(side)(**features).last_hidden_state
         embeddings = pool(hidden, features["attention_mask"], self.pooling)
+        if self.truncate_dim is not None:
+            embeddings = embeddings[:, : self.truncate_dim]
         return F.normalize(embeddings, dim=-1) if self.normalize else embeddings
 
     def encoding_contract(self) -> dict[str, Any]:
@@ -134,6 +148,7 @@ class BiEncoder(nn.Module):
             "max_lengths": dict(self.tokenization.max_lengths),
             "shared": self.shared,
             **({} if self.shared else {"towers": {side: asdict(o) for side, o in self.options.items()}}),
+            **({} if self.truncate_dim is None else {"truncate_dim": self.truncate_dim}),
         }
 
 

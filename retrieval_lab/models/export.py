@@ -37,7 +37,7 @@ def _export_tower(model: BiEncoder, side: Side, path: Path) -> None:
     max_length = tokenization.max_lengths["doc" if side == "doc" or model.shared else "query"]
     modules = [
         Transformer(str(path), max_seq_length=max_length),
-        Pooling(model.dim, pooling_mode=ST_POOLING[model.pooling]),
+        Pooling(model.hidden_size, pooling_mode=ST_POOLING[model.pooling]),
     ]
     if model.normalize:
         modules.append(Normalize())
@@ -50,5 +50,6 @@ def _export_tower(model: BiEncoder, side: Side, path: Path) -> None:
         modules=modules,
         prompts=prompts,
         similarity_fn_name="cosine" if model.normalize else "dot",
+        truncate_dim=model.truncate_dim,
         device="cpu",
     ).save(str(path))
