@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.data.datamodule import ContrastiveDataModule, Pair
 from retrieval_lab.training.cross_device import false_negative_mask
+from retrieval_lab.training.datamodule import ContrastiveDataModule, Pair
 from tests.test_model import tiny
 
 

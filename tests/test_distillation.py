@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.data.datamodule import ContrastiveDataModule
-from retrieval_lab.data.query_distillation import corpus_sentences
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.export import export_model
 from retrieval_lab.stages.teach import teach
 from retrieval_lab.teachers import BiEncoderTeacher
+from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import loss_inputs
+from retrieval_lab.training.query_distillation import corpus_sentences
 from tests.conftest import run_rlab
 from tests.test_model import TINY, tiny
 

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf, open_dict
 from retrieval_lab import CONF_DIR
 from retrieval_lab.config import validate_config
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.embedding_cache import model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.errors import DataError
@@ -21,6 +20,7 @@ from retrieval_lab.mining import DenseMiner, DenseRefreshMiner, FileMiner, StarM
 from retrieval_lab.models.export import export_model
 from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
+from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import RetrieverModule
 from tests.conftest import compose_config, run_rlab
 from tests.test_model import tiny

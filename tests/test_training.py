@@ -4,8 +4,8 @@ import pytorch_lightning as pl
 import torch
 
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.data.datamodule import ContrastiveDataModule
 from retrieval_lab.objectives import InfoNCE
+from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.schedule import linear_warmup_decay
 from tests.test_model import tiny

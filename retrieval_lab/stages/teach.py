@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from retrieval_lab.data.datamodule import ContrastiveDataModule
-from retrieval_lab.data.query_distillation import QueryDistillationDataModule
 from retrieval_lab.teachers import BiEncoderTeacher, Teacher, cached_teacher_scores
+from retrieval_lab.training.datamodule import ContrastiveDataModule
+from retrieval_lab.training.query_distillation import QueryDistillationDataModule
 
 log = logging.getLogger(__name__)
 

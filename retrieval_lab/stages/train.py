@@ -10,18 +10,18 @@ from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
 
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.data.cross_encoder_datamodule import CrossEncoderDataModule
-from retrieval_lab.data.datamodule import ContrastiveDataModule
-from retrieval_lab.data.query_distillation import QueryDistillationDataModule
 from retrieval_lab.mining.miner import Miner
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.models.export import export_model
 from retrieval_lab.sampling import Sampler
+from retrieval_lab.training.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
+from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.precision import PrecisionChoice
+from retrieval_lab.training.query_distillation import QueryDistillationDataModule
 
 log = logging.getLogger(__name__)
 

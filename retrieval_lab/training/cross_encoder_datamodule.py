@@ -6,8 +6,8 @@ from typing import Any
 import torch
 
 from retrieval_lab.data.beir import document_text
-from retrieval_lab.data.datamodule import ContrastiveDataModule, Pair
 from retrieval_lab.models.cross_encoder import CrossEncoder
+from retrieval_lab.training.datamodule import ContrastiveDataModule, Pair
 
 
 class CrossEncoderDataModule(ContrastiveDataModule):
