@@ -47,9 +47,10 @@ def model_fingerprint(model: BiEncoder) -> str:
 
 def doc_fingerprint(model: BiEncoder) -> str:
     """sha256 of what decides a document's embedding: the document tower's weights, the tokenizer,
-    pooling, normalization, document prefix and max length."""
+    pooling, normalization, document prefix and max length, and the truncated dimension."""
     contract = {"pooling": model.pooling, "normalize": model.normalize,
-                "prefix": model.tokenization.prefixes["doc"], "max_length": model.tokenization.max_lengths["doc"]}
+                "prefix": model.tokenization.prefixes["doc"], "max_length": model.tokenization.max_lengths["doc"],
+                **({} if model.truncate_dim is None else {"truncate_dim": model.truncate_dim})}
     return module_fingerprint(model.tower("doc"), model.tokenization.tokenizer, contract)
 
 

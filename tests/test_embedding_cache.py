@@ -47,7 +47,7 @@ def test_chunked_encoding_gives_the_same_matrix(dataset, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "change",
-    ["weights", "pooling", "normalize", "doc_prefix", "doc_max_length", "template", "corpus"],
+    ["weights", "pooling", "normalize", "doc_prefix", "doc_max_length", "truncate_dim", "template", "corpus"],
 )
 def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
     base = _embed(tiny(), dataset, tmp_path)
@@ -63,6 +63,8 @@ def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
         model = tiny(doc_prefix="passage: ")
     elif change == "doc_max_length":
         model = tiny(doc_max_length=32)
+    elif change == "truncate_dim":
+        model = tiny(truncate_dim=8)
     elif change == "template":
         template = "{text}"
     elif change == "corpus":
@@ -70,3 +72,4 @@ def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
         corpus.write_text(corpus.read_text().replace("Study 3", "Study three"))
     changed = _embed(model, dataset, tmp_path, template=template)
     assert changed.key != base.key and not changed.from_cache
+    assert changed.embeddings.shape[1] == model.dim
