@@ -7,10 +7,11 @@ rest of the run: a refreshing miner needs batches built in the main process, a d
 without a model of its own needs a run model that can embed a corpus.
 """
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from hydra.utils import get_class
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,4 @@ class Rule:
 def component_class(node: Any) -> type | None:
     """The class a config node's ``_target_`` names (None for no node, or no ``_target_``)."""
     target = node.get("_target_") if isinstance(node, Mapping) else None
-    if not target:
-        return None
-    module_name, _, attr = target.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)
+    return get_class(target) if target else None

@@ -78,10 +78,9 @@ def _check_optimized_metric(container: dict[str, Any]) -> None:
         raise ConfigError("optimized_metric", f"{metric!r} is not measured; {where} gives {measured}")
 
 
-def _check_rules(node: Any) -> None:
+def _check_rules(run: dict[str, Any]) -> None:
     """The cross-field rules of every component in the config (its class's ``rules``)."""
-    run = node
-    for target in _targets(node):
+    for target in _targets(run):
         for rule in getattr(_import_target(target, "<config>"), "rules", ()):
             if not rule.holds(run):
                 raise ConfigError(rule.key, rule.message)

@@ -5,18 +5,20 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrieval_lab.atomic import atomic_write_json
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.mining.miner import RankingMiner
 from retrieval_lab.mining.negatives_file import Negatives, read_negatives, write_negatives
 from retrieval_lab.provenance import data_checksums
+
+if TYPE_CHECKING:  # the miner module builds on this one
+    from retrieval_lab.mining.miner import RankingMiner
 
 log = logging.getLogger(__name__)
 
 
-def negatives_key(miner: RankingMiner, dataset: BeirDataset, split: str, doc_template: str,
+def negatives_key(miner: "RankingMiner", dataset: BeirDataset, split: str, doc_template: str,
                   model: Any = None) -> tuple[str, dict[str, Any]]:
     parts = {
         "dataset": dataset.name,
@@ -33,7 +35,7 @@ def negatives_key(miner: RankingMiner, dataset: BeirDataset, split: str, doc_tem
 
 
 def cached_negatives(
-    miner: RankingMiner, dataset: BeirDataset, split: str, doc_template: str, cache_dir: str | Path,
+    miner: "RankingMiner", dataset: BeirDataset, split: str, doc_template: str, cache_dir: str | Path,
     model: Any = None,
 ) -> tuple[Negatives, Path, dict[str, Any]]:
     """The negatives of ``split`` under ``miner`` (ranking with ``model``, if it takes one): read

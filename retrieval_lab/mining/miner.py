@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 
 from retrieval_lab.config.rules import Rule
 from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.mining.cache import cached_negatives
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.mining.selection import FILTERS, NegativeSelection
 
@@ -134,8 +135,6 @@ class RankingMiner(Miner):
 
     def negatives(self, dataset: BeirDataset, split: str, doc_template: str,
                   run_model: Any = None) -> tuple[Negatives, dict[str, Any]]:
-        from retrieval_lab.mining.cache import cached_negatives  # the cache builds on this module
-
         model = self.mining_model(run_model)
         if self.cache_dir is None:
             result = self.mine(dataset, split, doc_template, model)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from retrieval_lab.provenance import cpuinfo_field
+
 AUTO = "auto"
 FORCE_ENV = "RLAB_NATIVE_BF16"
 BF16, FP32 = "bf16-mixed", "32-true"
@@ -108,12 +110,7 @@ def _cpu_bf16(flags: set[str] | None) -> tuple[bool, str]:
 def _cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
     """The feature flags of the first CPU (``flags`` on x86, ``Features`` on Arm); None where
     the file cannot be read (not Linux)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
+    if not cpuinfo.is_file():
         return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return set()
+    flags = cpuinfo_field("flags", cpuinfo) or cpuinfo_field("Features", cpuinfo) or ""
+    return set(flags.split())
