@@ -12,6 +12,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from retrieval_lab.config.rules import component_class
 from retrieval_lab.config.schema import STAGES, RunSchema
+from retrieval_lab.objectives.base import Need, Objective
+from retrieval_lab.objectives.weighted_sum import WeightedSum
 from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
@@ -135,7 +137,7 @@ def _check_query_only(container: dict[str, Any]) -> None:
     settings would be silently ignored, so they are errors; pseudo-queries are for it only."""
     data, sampler = container["data"], container.get("sampler") or {}
     classes = _objective_classes(container)
-    if not classes or any(getattr(cls, "reads_documents", True) for cls in classes):
+    if not classes or any(cls.reads_documents for cls in classes):
         if data.get("pseudo_queries", 0):
             raise ConfigError("data.pseudo_queries", "pseudo-queries train a query-only objective "
                               "(objective=embed_distill); this objective reads documents")
@@ -151,17 +153,32 @@ def _check_query_only(container: dict[str, Any]) -> None:
                               "with no documents, negatives or held-out retrieval validation")
 
 
-def _objective_classes(container: dict[str, Any]) -> list[type]:
-    """The objective's class, or a weighted sum's terms' classes."""
-    objective = container.get("objective") or {}
-    losses = [t.get("loss", {}) for t in (objective.get("terms") or {}).values()] or [objective]
-    targets = [loss.get("_target_") for loss in losses if isinstance(loss, Mapping) and loss.get("_target_")]
-    return [_import_target(target, "objective") for target in targets]
+def _objective_classes(container: dict[str, Any]) -> list[type[Objective]]:
+    """The objective's class, or a weighted sum's terms' classes (a nested sum's, in turn): the
+    classes whose ``needs`` and ``reads_documents`` describe the run. A target that is not an
+    :class:`Objective` is an error naming its key (``objective._target_``, or a term's)."""
+    classes, pending = [], [("objective", container.get("objective") or {})]
+    while pending:
+        path, node = pending.pop(0)
+        target = node.get("_target_") if isinstance(node, Mapping) else None
+        if not target:
+            continue
+        cls = _import_target(target, path)
+        if not (inspect.isclass(cls) and issubclass(cls, Objective)):
+            raise ConfigError(f"{path}._target_", f"{target!r} is not an objective: an objective subclasses "
+                              "retrieval_lab.objectives.base.Objective (compute(LossInputs), needs, reads_documents)")
+        if issubclass(cls, WeightedSum):
+            terms = node.get("terms")
+            pending += [(f"{path}.terms.{name}.loss", term.get("loss")) for name, term in
+                        (terms.items() if isinstance(terms, Mapping) else ()) if isinstance(term, Mapping)]
+        else:
+            classes.append(cls)
+    return classes
 
 
-def _objective_needs(container: dict[str, Any]) -> set[str]:
+def _objective_needs(container: dict[str, Any]) -> set[Need]:
     """What the objective reads from a teacher (its class's ``needs``; a weighted sum's terms')."""
-    return {need for cls in _objective_classes(container) for need in getattr(cls, "needs", ())}
+    return {need for cls in _objective_classes(container) for need in cls.needs}
 
 
 def _check_indexable(container: dict[str, Any]) -> None:

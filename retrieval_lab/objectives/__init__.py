@@ -1,3 +1,4 @@
+from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.cross_encoder import ListwiseCE, PointwiseBCE
 from retrieval_lab.objectives.dual_teacher import DualTeacher
 from retrieval_lab.objectives.embed_distill import EmbeddingDistillation
@@ -8,4 +9,4 @@ from retrieval_lab.objectives.margin_mse import MarginMSE
 from retrieval_lab.objectives.weighted_sum import WeightedSum
 
 __all__ = ["DualTeacher", "EmbeddingDistillation", "InfoNCE", "ListwiseCE", "ListwiseKL", "LossInputs",
-           "MarginMSE", "MissingInput", "PointwiseBCE", "WeightedSum"]
+           "MarginMSE", "MissingInput", "Need", "Objective", "PointwiseBCE", "WeightedSum"]

@@ -3,14 +3,14 @@ Retriever with Balanced Topic Aware Sampling"): one teacher scores each query's 
 negative) pairs, a second, cheaper one scores every query against every document of the batch."""
 
 import torch
-from torch import nn
 
+from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
 from retrieval_lab.objectives.kl_listwise import ListwiseKL
 from retrieval_lab.objectives.margin_mse import MarginMSE
 
 
-class DualTeacher(nn.Module):
+class DualTeacher(Objective):
     r"""
 
     .. math::
@@ -27,7 +27,7 @@ class DualTeacher(nn.Module):
     in-batch teacher is a bi-encoder on the student's own scale.
     """
 
-    needs = frozenset({"teacher_pairs", "teacher_batch"})  # what the teach stage must provide
+    needs = frozenset({Need.TEACHER_PAIRS, Need.TEACHER_BATCH})
 
     def __init__(self, in_batch_weight: float = 1.0, in_batch: str = "margin_mse",
                  student_temperature: float = 1.0, teacher_temperature: float = 1.0,
@@ -43,7 +43,7 @@ class DualTeacher(nn.Module):
     def compute(self, inputs: LossInputs) -> torch.Tensor:
         return self(inputs.student_pairs(), inputs.require("teacher_pairs", "a pairwise teacher (teacher=...)"),
                     inputs.scores(), inputs.require("teacher_batch", "an in-batch teacher (teacher=ensemble)"),
-                    inputs.targets, inputs.mask)
+                    inputs.require("targets", "each query's positive column"), inputs.mask)
 
     def forward(self, student_pairs: torch.Tensor, teacher_pairs: torch.Tensor, student_batch: torch.Tensor,
                 teacher_batch: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

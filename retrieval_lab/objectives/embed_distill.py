@@ -5,12 +5,12 @@ index unchanged."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
 
 
-class EmbeddingDistillation(nn.Module):
+class EmbeddingDistillation(Objective):
     r"""
 
     .. math::
@@ -21,7 +21,7 @@ class EmbeddingDistillation(nn.Module):
     against the teacher's index needs; the cosine term is scale-free.
     """
 
-    needs = frozenset({"teacher_query"})  # what the teach stage must provide
+    needs = frozenset({Need.TEACHER_QUERY})
     reads_documents = False  # it trains on queries alone (QueryDistillationDataModule)
 
     def __init__(self, mse_weight: float = 1.0, cosine_weight: float = 1.0) -> None:
@@ -32,7 +32,8 @@ class EmbeddingDistillation(nn.Module):
         self.cosine_weight = cosine_weight
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
-        return self(inputs.query, inputs.require("teacher_query", "a bi-encoder teacher's query embeddings"))
+        return self(inputs.require("query", "the student's query embeddings"),
+                    inputs.require("teacher_query", "a bi-encoder teacher's query embeddings"))
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         """student, teacher: [B, dim] query embeddings (the teacher's without gradient)."""

@@ -2,12 +2,12 @@
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.inputs import LossInputs
 
 
-class InfoNCE(nn.Module):
+class InfoNCE(Objective):
     r"""Contrastive loss of DPR (Karpukhin et al., 2020, "Dense Passage Retrieval for Open-Domain
     Question Answering") and the InfoNCE of van den Oord et al. (2018).
 
@@ -28,8 +28,6 @@ class InfoNCE(nn.Module):
     several sentence-embedding recipes).
     """
 
-    needs = frozenset()  # what the teach stage must provide
-
     def __init__(self, temperature: float = 0.05, symmetric: bool = False) -> None:
         super().__init__()
         if temperature <= 0:
@@ -38,8 +36,9 @@ class InfoNCE(nn.Module):
         self.symmetric = symmetric
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
-        return self(inputs.query, inputs.require("docs", "the batch's document embeddings"), targets=inputs.targets,
-                    mask=inputs.mask)
+        return self(inputs.require("query", "the student's query embeddings"),
+                    inputs.require("docs", "the batch's document embeddings"),
+                    targets=inputs.require("targets", "each query's positive column"), mask=inputs.mask)
 
     def forward(
         self,

@@ -3,12 +3,12 @@ of most cross-encoder-to-bi-encoder recipes)."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
 
 
-class ListwiseKL(nn.Module):
+class ListwiseKL(Objective):
     r"""KL divergence from the teacher's to the student's distribution over each query's candidates:
 
     .. math::
@@ -20,7 +20,7 @@ class ListwiseKL(nn.Module):
     both distributions.
     """
 
-    needs = frozenset({"teacher_pairs"})  # what the teach stage must provide
+    needs = frozenset({Need.TEACHER_PAIRS})
 
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0) -> None:
         super().__init__()

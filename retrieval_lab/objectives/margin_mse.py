@@ -2,12 +2,12 @@
 Cross-Architecture Knowledge Distillation")."""
 
 import torch
-from torch import nn
 
+from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
 
 
-class MarginMSE(nn.Module):
+class MarginMSE(Objective):
     r"""For each query, its positive (column 0) and each of its negatives (columns 1..k):
 
     .. math::
@@ -20,7 +20,7 @@ class MarginMSE(nn.Module):
     reach 10 or more: ``student_scale`` (20 = InfoNCE's 1/0.05) lets the two meet.
     """
 
-    needs = frozenset({"teacher_pairs"})  # what the teach stage must provide
+    needs = frozenset({Need.TEACHER_PAIRS})
 
     def __init__(self, student_scale: float = 1.0) -> None:
         super().__init__()

@@ -3,13 +3,13 @@ truncated embedding (``model.truncate_dim``) still retrieves well."""
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.infonce import InfoNCE
 from retrieval_lab.objectives.inputs import LossInputs
 
 
-class MatryoshkaInfoNCE(nn.Module):
+class MatryoshkaInfoNCE(Objective):
     r"""Matryoshka Representation Learning (Kusupati et al., 2022) over InfoNCE:
 
     .. math::
@@ -24,8 +24,6 @@ class MatryoshkaInfoNCE(nn.Module):
     hard negatives alike, with ``temperature``; :attr:`last_terms` keeps each dimension's value
     for logging (``train/dim_<m>``).
     """
-
-    needs = frozenset()  # what the teach stage must provide
 
     def __init__(self, dims: list[int] = (384, 256, 128, 64), weights: list[float] | None = None,
                  temperature: float = 0.05, normalize: bool = True) -> None:
@@ -49,11 +47,12 @@ class MatryoshkaInfoNCE(nn.Module):
         return F.normalize(prefix, dim=-1) if self.normalize else prefix
 
     def compute(self, inputs: LossInputs) -> torch.Tensor:
+        query = inputs.require("query", "the student's query embeddings")
         docs = inputs.require("docs", "the batch's document embeddings")
+        targets = inputs.require("targets", "each query's positive column")
         total = None
         for dim, weight in zip(self.dims, self.weights):
-            value = self.infonce(self._prefix(inputs.query, dim), self._prefix(docs, dim),
-                                 targets=inputs.targets, mask=inputs.mask)
+            value = self.infonce(self._prefix(query, dim), self._prefix(docs, dim), targets=targets, mask=inputs.mask)
             self.last_terms[f"dim_{dim}"] = float(value.detach())
             total = weight * value if total is None else total + weight * value
         return total

@@ -9,6 +9,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.inputs import LossInputs
 from retrieval_lab.training.cross_device import false_negative_mask, gather_documents
 
@@ -43,7 +44,7 @@ def loss_inputs(model: BiEncoder, batch: dict, gather: bool) -> LossInputs:
                       teacher_query=batch.get("teacher_query"))
 
 
-def contrastive_loss(model: BiEncoder, objective: nn.Module, batch: dict, gather: bool) -> torch.Tensor:
+def contrastive_loss(model: BiEncoder, objective: Objective, batch: dict, gather: bool) -> torch.Tensor:
     return objective.compute(loss_inputs(model, batch, gather))
 
 
@@ -54,7 +55,7 @@ class RetrieverModule(pl.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        objective: nn.Module,
+        objective: Objective,
         optimizer: Callable[[Iterable[dict]], Optimizer],
         scheduler: Callable[[Optimizer, int], LRScheduler] | None = None,
         gather_across_devices: bool = True,
