@@ -1,6 +1,5 @@
 """The index abstraction: build, search, save and load, whatever the structure underneath."""
 
-import json
 import os
 import time
 from abc import ABC, abstractmethod
@@ -9,14 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from retrieval_lab.atomic import atomic_path, atomic_write_json
-
-INFO_FILE = "index.json"
+from retrieval_lab.atomic import atomic_path
+from retrieval_lab.index.saved import IndexMismatchError, check_expected, read_index_info, save_index_dir
 _KINDS: dict[str, type["Index"]] = {}
-
-
-class IndexMismatchError(ValueError):
-    """A saved index does not match what the caller expects (another model, corpus or dim)."""
 
 
 def recall_vs_exact(exact_rows: np.ndarray, approx_rows: np.ndarray, k: int) -> float:
@@ -40,19 +34,6 @@ def _as_matrix(x: np.ndarray, dim: int, what: str) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"{what} must be [n, {dim}], got shape {x.shape}")
     return x
-
-
-def first_difference(key: str, got: Any, want: Any) -> tuple[str | None, Any, Any]:
-    """(dotted key, saved, expected) of the first difference between saved metadata and what a
-    load expects, compared as JSON values; (None, ...) when equal."""
-    if isinstance(got, dict) and isinstance(want, dict):
-        for sub in list(want) + [s for s in got if s not in want]:
-            where, g, w = first_difference(f"{key}.{sub}", got.get(sub), want.get(sub))
-            if where is not None:
-                return where, g, w
-        return None, got, want
-    same = json.loads(json.dumps(got)) == json.loads(json.dumps(want))
-    return (None if same else key), got, want
 
 
 class Index(ABC):
@@ -132,23 +113,20 @@ class Index(ABC):
     def save(self, directory: str | Path, metadata: dict[str, Any]) -> None:
         """Write ``file_name`` and ``index.json`` (with ``metadata``, e.g. the embeddings' key).
 
-        Each file goes through a temp file and ``os.replace``; ``index.json`` is removed first
-        and written last, so a crash leaves either a complete pair or no ``index.json`` (which
-        :meth:`load` refuses), never a description of other data.
+        The index file goes through a temp file and ``os.replace``, ``index.json`` last
+        (:func:`~retrieval_lab.index.saved.save_index_dir`), so a crash never leaves a
+        description of other data.
         """
-        directory = Path(directory)
         info = {"kind": self.kind, "dim": self.dim, "metric": "ip", "params": self.params,
                 "size": self.size, "nbytes": 0, "build_seconds": self.build_seconds,
                 **self._details()}
-        clash = sorted(info.keys() & metadata.keys())
-        if clash:
-            raise ValueError(f"metadata may not set the index's own fields {clash}")
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / INFO_FILE).unlink(missing_ok=True)
-        with atomic_path(directory / self.file_name) as tmp:
-            self._write(tmp)
-            info["nbytes"] = os.path.getsize(tmp)
-        atomic_write_json(directory / INFO_FILE, {**info, **metadata})
+
+        def write_files(directory: Path) -> None:
+            with atomic_path(directory / self.file_name) as tmp:
+                self._write(tmp)
+                info["nbytes"] = os.path.getsize(tmp)
+
+        save_index_dir(directory, info, metadata, write_files)
 
     @classmethod
     def load(cls, directory: str | Path, expected: dict[str, Any]) -> "Index":
@@ -158,20 +136,14 @@ class Index(ABC):
         e.g. ``{"dim": 384, "embeddings_key": ...}``) differs from the saved metadata, or when
         the saved kind is not a ``cls`` (``FlatIndex.load`` never returns an HNSW index).
         """
-        directory = Path(directory)
-        if not (directory / INFO_FILE).is_file():
-            raise IndexMismatchError(f"no saved index in {directory} ({INFO_FILE} is missing)")
-        info = json.loads((directory / INFO_FILE).read_text())
-        for key, want in expected.items():
-            where, got, want = first_difference(key, info.get(key), want)
-            if where is not None:
-                raise IndexMismatchError(f"index in {directory} has {where}={got!r}, expected {want!r}")
+        info = read_index_info(directory)
+        check_expected(directory, info, expected)
         subclass = _KINDS.get(info["kind"])
         if subclass is None or not issubclass(subclass, cls):
             raise IndexMismatchError(
                 f"index in {directory} has kind={info['kind']!r}, expected a {cls.__name__}"
             )
         index = subclass(dim=info["dim"], **info["params"])
-        index._read(directory / subclass.file_name, info)
+        index._read(Path(directory) / subclass.file_name, info)
         index.build_seconds = info["build_seconds"]
         return index

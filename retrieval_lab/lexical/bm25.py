@@ -6,9 +6,6 @@ The evaluate stage searches it like a dense index; it is also what a BM25 hard-n
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,8 +14,8 @@ from typing import Any, ClassVar, Literal
 import bm25s
 import numpy as np
 
-from retrieval_lab.atomic import atomic_write_json, atomic_write_text
-from retrieval_lab.index.base import INFO_FILE, IndexMismatchError, first_difference
+from retrieval_lab.atomic import atomic_directory, atomic_write_text
+from retrieval_lab.index.saved import IndexMismatchError, check_expected, read_index_info, save_index_dir
 from retrieval_lab.lexical.analyzer import (
     TOKEN_PATTERN,
     Analyzer,
@@ -167,28 +164,19 @@ class BM25Index:
 
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> None:
         """Write bm25s's files, the doc id of each row, then ``index.json`` (kind, params, size,
-        corpus hash, and ``metadata``). ``index.json`` is removed first and written last, so an
-        interrupted save leaves no ``index.json``, which :meth:`load` refuses."""
+        corpus hash, and ``metadata``) last, as every saved index does
+        (:func:`~retrieval_lab.index.saved.save_index_dir`)."""
         bm25 = self._built()
-        metadata = metadata or {}
         info = {"kind": self.kind, "params": self.params, "size": self.size,
                 "corpus_sha256": self.corpus_sha256, "nbytes": self.nbytes(),
                 "build_seconds": self.build_seconds, "bm25s_version": bm25s.__version__}
-        clash = sorted(info.keys() & metadata.keys())
-        if clash:
-            raise ValueError(f"metadata may not set the index's own fields {clash}")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / INFO_FILE).unlink(missing_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory, prefix=f".{BM25S_DIR}.", suffix=".tmp"))
-        try:
-            bm25.save(tmp, show_progress=False)
-            shutil.rmtree(directory / BM25S_DIR, ignore_errors=True)
-            os.replace(tmp, directory / BM25S_DIR)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        atomic_write_text(directory / DOC_IDS_FILE, "".join(f"{d}\n" for d in self.doc_ids))
-        atomic_write_json(directory / INFO_FILE, {**info, **metadata})
+
+        def write_files(directory: Path) -> None:
+            with atomic_directory(directory / BM25S_DIR) as tmp:
+                bm25.save(tmp, show_progress=False)
+            atomic_write_text(directory / DOC_IDS_FILE, "".join(f"{d}\n" for d in self.doc_ids))
+
+        save_index_dir(directory, info, metadata or {}, write_files)
 
     @classmethod
     def load(cls, directory: str | Path, expected: dict[str, Any] | None = None,
@@ -200,16 +188,11 @@ class BM25Index:
         saved; the message names the first field that differs. ``mmap`` memory-maps the scores.
         """
         directory = Path(directory)
-        if not (directory / INFO_FILE).is_file():
-            raise IndexMismatchError(f"no saved index in {directory} ({INFO_FILE} is missing)")
-        info = json.loads((directory / INFO_FILE).read_text())
+        info = read_index_info(directory)
         if info.get("kind") != cls.kind:
             raise IndexMismatchError(
                 f"index in {directory} has kind={info.get('kind')!r}, expected {cls.kind!r}")
-        for key, want in (expected or {}).items():
-            where, got, want = first_difference(key, info.get(key), want)
-            if where is not None:
-                raise IndexMismatchError(f"index in {directory} has {where}={got!r}, expected {want!r}")
+        check_expected(directory, info, expected or {})
         index = cls(**info["params"])
         bm25 = bm25s.BM25.load(directory / BM25S_DIR, mmap=mmap, show_progress=False)
         doc_ids = (directory / DOC_IDS_FILE).read_text(encoding="utf-8").splitlines()
@@ -219,4 +202,3 @@ class BM25Index:
         index._set(bm25, doc_ids, info["corpus_sha256"])
         index.build_seconds = info["build_seconds"]
         return index
-
