@@ -7,20 +7,17 @@ pooling, normalization, document prefix and max length, the corpus file's bytes,
 template. A query tower trained against a frozen document tower therefore finds the corpus
 embeddings (and index) of the model that document tower came from.
 Embeddings are written in chunks into a memory-mapped file, so the corpus's vectors never need to
-fit in RAM, and the directory is moved into place only when complete.
+fit in RAM, and the directory is moved into place only when complete (``ContentCache``).
 """
 
-import hashlib
-import json
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from retrieval_lab.content_cache import ContentCache
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.fingerprint import module_fingerprint
@@ -61,13 +58,14 @@ def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) ->
         "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
         "doc_template": doc_template,
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+    return ContentCache.key(parts), parts
 
 
 def cached_embeddings(key: str, cache_dir: str | Path) -> CorpusEmbeddings | None:
-    path = Path(cache_dir) / key
-    if not (path / "meta.json").is_file():
+    cache = ContentCache(cache_dir)
+    if cache.lookup(key) is None:
         return None
+    path, _ = cache.paths(key)
     log.info("embedding cache hit: %s (%s)", key, path)
     return _load(key, path, from_cache=True)
 
@@ -83,17 +81,17 @@ def corpus_embeddings(
 ) -> CorpusEmbeddings:
     """The corpus's embeddings from the cache, or encoded (in chunks) and cached."""
     key, parts = embeddings_key(model, dataset, doc_template)
-    path = Path(cache_dir) / key
     cached = cached_embeddings(key, cache_dir)
     if cached is not None:
         return cached
 
+    cache = ContentCache(cache_dir)
+    path, _ = cache.paths(key)
     doc_ids = list(dataset.corpus)
     log.info("embedding cache miss: encoding %d documents of %s into %s",
              len(doc_ids), dataset.name, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{key}."))
-    try:
+
+    def encode_into(tmp: Path) -> dict:
         start = time.perf_counter()
         out = None
         for begin in range(0, len(doc_ids), chunk_size):
@@ -108,22 +106,13 @@ def corpus_embeddings(
         out.flush()
         del out
         (tmp / "doc_ids.txt").write_text("".join(f"{d}\n" for d in doc_ids))
-        meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
-                "encoding": model.encoding_contract(),
-                "encode_seconds": round(time.perf_counter() - start, 3)}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        try:
-            tmp.rename(path)
-        except OSError:
-            if not (path / "meta.json").is_file():
-                raise
-            # A parallel job of the same sweep finished the same embeddings first: use those.
-            shutil.rmtree(tmp, ignore_errors=True)
-            return _load(key, path, from_cache=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _load(key, path, from_cache=False)
+        return {"encode_seconds": round(time.perf_counter() - start, 3)}
+
+    meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
+            "encoding": model.encoding_contract()}
+    # False: a parallel job of the same sweep finished the same embeddings first: use those.
+    stored = cache.store(key, meta, encode_into)
+    return _load(key, path, from_cache=not stored)
 
 
 def _load(key: str, path: Path, from_cache: bool) -> CorpusEmbeddings:

@@ -73,3 +73,27 @@ def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
     changed = _embed(model, dataset, tmp_path, template=template)
     assert changed.key != base.key and not changed.from_cache
     assert changed.embeddings.shape[1] == model.dim
+
+
+def test_a_mismatched_entry_is_refused_not_loaded(dataset, tmp_path: Path):
+    first = _embed(tiny(), dataset, tmp_path)
+    (first.path / "doc_ids.txt").write_text("d1\n")  # one doc id for 60 rows
+    with pytest.raises(ValueError, match="1 doc ids for 60 embeddings; delete it"):
+        _embed(tiny(), dataset, tmp_path)
+
+
+def test_an_interrupted_encoding_leaves_no_entry(dataset, tmp_path: Path, monkeypatch):
+    calls = []
+
+    def crash_on_the_second_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return encode_texts(*args, **kwargs)
+
+    monkeypatch.setattr("retrieval_lab.embedding_cache.encode_texts", crash_on_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        _embed(tiny(), dataset, tmp_path / "cache", chunk_size=7)
+    assert len(calls) == 2 and list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.undo()
+    assert not _embed(tiny(), dataset, tmp_path / "cache").from_cache

@@ -1,13 +1,11 @@
 """Mined negatives are written once per (dataset files, split, miner, mining model, seed) and read
 back by every later run and every job of a sweep: ``<cache_dir>/negatives/<key>.jsonl``."""
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.content_cache import ContentCache
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.mining.negatives_file import Negatives, read_negatives, write_negatives
 from retrieval_lab.provenance import data_checksums
@@ -31,7 +29,7 @@ def negatives_key(miner: "RankingMiner", dataset: BeirDataset, split: str, doc_t
         # The seed matters only where the miner draws at random.
         "seed": miner.seed if miner.uses_seed else None,
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+    return ContentCache.key(parts), parts
 
 
 def cached_negatives(
@@ -42,15 +40,14 @@ def cached_negatives(
     from the cache, or mined and written there. Returns them, the file, and its record (what made
     it, drop counts, cache hit)."""
     key, parts = negatives_key(miner, dataset, split, doc_template, model)
-    path = Path(cache_dir) / "negatives" / f"{key}.jsonl"
-    sidecar = path.with_suffix(".json")
-    if path.is_file() and sidecar.is_file():
-        record = json.loads(sidecar.read_text())
+    cache = ContentCache(cache_dir, "negatives", ".jsonl")
+    path, _ = cache.paths(key)
+    record = cache.lookup(key)
+    if record is not None:
         log.info("negatives cache hit: %s", path)
         return read_negatives(path, dataset.corpus), path, {**record, "cache_hit": True}
     result = miner.mine(dataset, split, doc_template, model)
-    write_negatives(path, result.negatives)
     record = {"key": key, **parts, **result.summary()}
-    atomic_write_json(sidecar, record)  # written last: a file without it is not a complete entry
+    cache.store(key, record, lambda tmp: write_negatives(tmp, result.negatives))
     log.info("negatives cache miss: mined and wrote %s", path)
     return result.negatives, path, {**record, "cache_hit": False}

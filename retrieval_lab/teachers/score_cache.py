@@ -4,12 +4,11 @@ teacher (its weights and settings), the data files, the document template and th
 themselves (so other negatives make another file); a teacher that changes invalidates it."""
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.content_cache import ContentCache
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.provenance import data_checksums
 from retrieval_lab.teachers.scores_file import Scores, read_scores, write_scores
@@ -24,7 +23,7 @@ def scores_key(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairId
     parts = {"dataset": dataset.name, "sha256": data_checksums(dataset.path, [split]), "split": split,
              "doc_template": doc_template, "teacher": teacher.fingerprint(), "pairs_sha256": pairs_digest,
              "pairs": len(set(pairs))}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24], parts
+    return ContentCache.key(parts), parts
 
 
 def cached_teacher_scores(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairIds,
@@ -33,15 +32,15 @@ def cached_teacher_scores(teacher: Teacher, dataset: BeirDataset, split: str, pa
     them, the file and its record (with ``cache_hit``)."""
     unique = sorted(set(pairs))
     key, parts = scores_key(teacher, dataset, split, unique, doc_template)
-    path = Path(cache_dir) / "teacher_scores" / f"{key}.jsonl"
-    sidecar = path.with_suffix(".json")
-    if path.is_file() and sidecar.is_file():
+    cache = ContentCache(cache_dir, "teacher_scores", ".jsonl")
+    path, _ = cache.paths(key)
+    record = cache.lookup(key)
+    if record is not None:
         log.info("teacher scores cache hit: %s", path)
-        return read_scores(path), path, {**json.loads(sidecar.read_text()), "cache_hit": True}
+        return read_scores(path), path, {**record, "cache_hit": True}
     values = teacher.score(dataset, unique, doc_template)
     scores = {pair: float(v) for pair, v in zip(unique, values)}
-    write_scores(path, scores)
     record = {"key": key, **parts}
-    atomic_write_json(sidecar, record)  # written last: a file without it is not a complete entry
+    cache.store(key, record, lambda tmp: write_scores(tmp, scores))
     log.info("teacher scores cache miss: scored %d pairs into %s", len(unique), path)
     return scores, path, {**record, "cache_hit": False}
