@@ -1,14 +1,22 @@
 """The cross-encoder: trained from the config, exported, and re-ranking a first stage's top k."""
 
 import json
+import math
 from pathlib import Path
 
+import pytest
 import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from retrieval_lab.cli import CONF_DIR
 from retrieval_lab.data.beir import document_text, load_beir
 from retrieval_lab.evaluation import read_run, trec_order
 from retrieval_lab.evaluation.rerank import rerank
-from tests.conftest import run_rlab
+from retrieval_lab.objectives import ListwiseCE, LossInputs, PointwiseBCE, WeightedSum
+from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
+from tests.conftest import compose_config, run_rlab
 from tests.test_teachers import tiny_cross_encoder
 
 CROSS = ["experiment=scifact_cross_encoder", "model=tiny_cross_encoder", "miner.num_negatives=3",
@@ -52,3 +60,77 @@ def test_cross_encoder_trains_exports_and_reranks(tmp_path: Path, tiny_beir: Pat
 def test_a_cross_encoder_cannot_index(tmp_path: Path, tiny_beir: Path, tiny_args):
     result = run_rlab([*tiny_args, *CROSS, "stages=[train,index,evaluate]"], tmp_path / "run", tiny_beir)
     assert result.returncode == 2 and "cannot index a corpus" in result.stderr
+
+
+def _group_logits() -> torch.Tensor:
+    """[4, 1 + 5] logits of 4 queries' groups, the positive in column 0."""
+    torch.manual_seed(0)
+    return 3 * torch.randn(4, 6)
+
+
+def _objective(name: str) -> torch.nn.Module:
+    return instantiate(OmegaConf.load(CONF_DIR / "objective" / f"{name}.yaml"))
+
+
+def test_the_cross_encoder_losses_compute_from_loss_inputs_bit_for_bit_as_before():
+    logits = _group_logits()
+    labels = torch.zeros_like(logits)
+    labels[:, 0] = 1
+    # the losses as they were computed from the logits before LossInputs
+    bce = F.binary_cross_entropy_with_logits(logits, labels)
+    listwise = F.cross_entropy(logits, torch.zeros(4, dtype=torch.long))
+    inputs = LossInputs(pair_logits=logits)
+    assert torch.equal(_objective("ce_bce").compute(inputs), bce)
+    assert torch.equal(_objective("ce_listwise").compute(inputs), listwise)
+    # and both are their formulas
+    rows = logits.double().tolist()
+    log_sigmoid = lambda x: -math.log1p(math.exp(-x))  # noqa: E731
+    by_hand = -sum(log_sigmoid(r[0]) + sum(log_sigmoid(-x) for x in r[1:]) for r in rows) / 24
+    assert bce.item() == pytest.approx(by_hand, rel=1e-6)
+    by_hand = -sum(r[0] - math.log(sum(math.exp(x) for x in r)) for r in rows) / 4
+    assert listwise.item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_a_weighted_sum_combines_ce_bce_and_ce_listwise_with_their_weights():
+    bce, listwise = _objective("ce_bce"), _objective("ce_listwise")
+    combined = WeightedSum({"bce": {"loss": bce, "weight": 0.3}, "listwise": {"loss": listwise, "weight": 2.0}})
+    logits = _group_logits().requires_grad_(True)
+    inputs = LossInputs(pair_logits=logits)
+    total = combined.compute(inputs)
+    terms = {"bce": bce.compute(inputs), "listwise": listwise.compute(inputs)}
+    assert torch.equal(total, 0.3 * terms["bce"] + 2.0 * terms["listwise"])
+    assert combined.last_terms == {name: value.item() for name, value in terms.items()}
+    assert total.item() != pytest.approx((terms["bce"] + terms["listwise"]).item())  # the weights count
+    (gradient,) = torch.autograd.grad(total, logits)
+    separately = [torch.autograd.grad(term, logits)[0] for term in (terms["bce"], terms["listwise"])]
+    torch.testing.assert_close(gradient, 0.3 * separately[0] + 2.0 * separately[1])
+    # the shipped combination, reweighted from the command line
+    cfg = compose_config(["objective=ce_listwise_bce", "objective.terms.bce.weight=0.5"])
+    shipped = instantiate(cfg.objective)
+    assert shipped.weights == {"listwise": 1.0, "bce": 0.5} and shipped.needs == frozenset()
+    assert torch.equal(shipped.compute(inputs), 1.0 * terms["listwise"] + 0.5 * terms["bce"])
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_the_training_step_gives_the_objective_each_groups_logits():
+    model = tiny_cross_encoder().eval()  # no dropout: the step's forward and this test's agree
+    queries = ["what is a cell", "dna repair"]
+    docs = ["a cell is a unit", "stars", "rocks", "dna repair mends", "music", "rain"]
+    batch = {"pairs": model.tokenize([q for q in queries for _ in range(3)], docs), "group": torch.tensor(3)}
+    objective = WeightedSum({"bce": {"loss": PointwiseBCE(), "weight": 0.3},
+                             "listwise": {"loss": ListwiseCE(), "weight": 2.0}})
+    module = CrossEncoderModule(model, objective, optimizer=lambda groups: torch.optim.AdamW(groups))
+    loss = module.training_step(batch, 0)
+    with torch.no_grad():
+        logits = model(batch["pairs"]).view(2, 3)
+    assert torch.equal(loss.detach(), 0.3 * PointwiseBCE()(logits) + 2.0 * ListwiseCE()(logits))
+
+
+def test_a_cross_encoder_trains_with_a_weighted_sum_and_logs_each_term(tmp_path: Path, tiny_beir: Path, tiny_args):
+    run_dir = tmp_path / "ce_sum"
+    result = run_rlab([*tiny_args, *CROSS, "objective=ce_listwise_bce", "objective.terms.bce.weight=0.5",
+                       "trainer.log_every_n_steps=1"], run_dir, tiny_beir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss", "train/listwise", "train/bce"} <= set(header)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"

@@ -74,11 +74,15 @@ class RetrieverModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = contrastive_loss(self.model, self.objective, batch, self.gather_across_devices)
-        size = batch["query"]["input_ids"].shape[0]
+        self.log_loss(loss, batch["query"]["input_ids"].shape[0])
+        return loss
+
+    def log_loss(self, loss: torch.Tensor, size: int) -> None:
+        """``train/loss``, and each named term of the objective (a weighted sum's, Matryoshka's
+        dimensions) as ``train/<name>``, over a batch of ``size`` queries."""
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in getattr(self.objective, "last_terms", {}).items():
             self.log(f"train/{name}", value, batch_size=size)
-        return loss
 
     def configure_optimizers(self) -> dict:
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
