@@ -20,6 +20,7 @@ from retrieval_lab.config.validation import ConfigError, validate_config
 from retrieval_lab.errors import DataError
 from retrieval_lab.index.base import IndexMismatchError
 from retrieval_lab.record import RunRecord
+from retrieval_lab.run_layout import RunLayout
 
 # Errors in the user's input: one line naming the key or file, no traceback.
 INPUT_ERRORS = {ConfigError: "config", DataError: "data", IndexMismatchError: "index"}
@@ -59,7 +60,7 @@ def run(cfg: DictConfig) -> float | None:
             print(message, file=sys.stderr)
             sys.exit(2)
         log.error(message)
-        if not (run_dir / "run.json").exists():  # failed before the run record was started
+        if not RunLayout(run_dir).record.exists():  # failed before the run record was started
             RunRecord(run_dir, **job).fail(err)
         return None
     except Exception:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.run_layout import RECORD_FILE as RECORD_FILE  # re-exported: the record's name
+from retrieval_lab.run_layout import RECORDED_FILES, RunLayout
 
 log = logging.getLogger(__name__)
-
-RECORD_FILE = "run.json"
 
 
 def _peak_rss_mb() -> float:
@@ -40,7 +40,8 @@ class RunRecord:
         # Lightning (torch) costs seconds to import.
         from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-        self.path = Path(run_dir) / RECORD_FILE
+        self.layout = RunLayout(Path(run_dir))
+        self.path = self.layout.record
         self._writes = rank_zero_only.rank == 0
         self._start = time.perf_counter()
         self.data: dict[str, Any] = {
@@ -73,9 +74,7 @@ class RunRecord:
             self._write()
 
     def finish(self) -> None:
-        files = ("config.yaml", "encoding.json", "metrics.json", "metrics_per_query.tsv", "run.trec", "run_first_stage.trec",
-                 "model", "index", "checkpoints")
-        self._close("done", files=[name for name in files if (self.path.parent / name).exists()])
+        self._close("done", files=self.layout.existing(RECORDED_FILES))
 
     def fail(self, error: BaseException) -> None:
         self._close("failed", error=f"{type(error).__name__}: {error}")

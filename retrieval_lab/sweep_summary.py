@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from retrieval_lab.atomic import atomic_write_json
-from retrieval_lab.record import RECORD_FILE
+from retrieval_lab.run_layout import RECORD_FILE, SWEEP_SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarize(sweep_dir, config.get("optimized_metric") or "ndcg@10")
-        atomic_write_json(sweep_dir / "sweep.json", summary)
+        atomic_write_json(sweep_dir / SWEEP_SUMMARY_FILE, summary)
         _failed[:] = [job["dir"] for job in summary["jobs"] if job["status"] != "done"]
         log.info("sweep: %d jobs, %d failed; summary in %s", len(summary["jobs"]), len(_failed),
-                 sweep_dir / "sweep.json")
+                 sweep_dir / SWEEP_SUMMARY_FILE)

@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from retrieval_lab.run_layout import TRACKED_FILES
+
 log = logging.getLogger(__name__)
 
 
@@ -63,8 +65,9 @@ class Tracker:
                 logger.log_metrics(dict(metrics), step=step)
                 logger.save()
 
-    def log_files(self, run_dir: Path, names: Iterable[str]) -> None:
-        """Attaches the run's result files (TREC run, metrics) where a logger keeps artifacts."""
+    def log_files(self, run_dir: Path, names: Iterable[str] = TRACKED_FILES) -> None:
+        """Attaches the run's result files (by default the TREC run, the metrics and the run
+        record: ``run_layout.TRACKED_FILES``) where a logger keeps artifacts."""
         paths = [run_dir / name for name in names if (run_dir / name).is_file()]
         for logger in self.loggers:
             if isinstance(logger, WandbLogger) and paths:

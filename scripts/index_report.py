@@ -19,21 +19,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
+from retrieval_lab.run_layout import METRICS_FILE, RunLayout  # noqa: E402
+
 
 def load_runs(sweep: Path) -> list[dict]:
     rows = []
-    for metrics_file in sorted(sweep.rglob("metrics.json")):
-        run_dir = metrics_file.parent
+    for metrics_file in sorted(sweep.rglob(METRICS_FILE)):
+        layout = RunLayout(metrics_file.parent)
         record = json.loads(metrics_file.read_text())
         if "index" not in record:
             continue
-        overrides_file = run_dir / ".hydra" / "overrides.yaml"
-        overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+        overrides = yaml.safe_load(layout.overrides.read_text()) if layout.overrides.is_file() else []
         label = " ".join(o for o in overrides if o.startswith("index")) or record["index"]["kind"]
-        rows.append({"label": label, "run": str(run_dir), **record["index"],
+        rows.append({"label": label, "run": str(layout.root), **record["index"],
                      "ndcg@10": record["metrics"].get("ndcg@10")})
     if not rows:
-        raise SystemExit(f"no metrics.json with an index profile under {sweep}")
+        raise SystemExit(f"no {METRICS_FILE} with an index profile under {sweep}")
     return rows
 
 

@@ -20,10 +20,12 @@ import numpy as np
 import yaml
 
 from retrieval_lab.data.beir import load_beir
+from retrieval_lab.embedding_cache import cached_embeddings
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import evaluate
 from retrieval_lab.index import FlatIndex
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.run_layout import RunLayout
 from retrieval_lab.search import search
 
 
@@ -33,17 +35,20 @@ def truncate(embeddings: np.ndarray, dim: int) -> np.ndarray:
 
 
 def run_rows(run_dir: Path, dims: list[int]) -> list[dict]:
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    layout = RunLayout(run_dir)
+    config = yaml.safe_load(layout.config.read_text())
     model_config = {k: v for k, v in config["model"].items() if k != "_target_"}
     if not model_config.get("normalize", True) or model_config.get("truncate_dim"):
         raise SystemExit(f"{run_dir}: needs a normalized model searched at full dimension")
-    model = BiEncoder(**{**model_config, "name_or_path": str(run_dir / "model")})
+    model = BiEncoder(**{**model_config, "name_or_path": str(layout.model_dir)})
     model.eval()
     data, evaluator = config["data"], config["evaluator"]
     dataset = load_beir(data["root"], data["name"], [evaluator["split"]], download=False)
-    cached = Path(json.loads((run_dir / "index" / "index.json").read_text())["embeddings_path"])
-    docs = np.load(cached / "embeddings.npy", mmap_mode="r")
-    doc_ids = (cached / "doc_ids.txt").read_text().split("\n")[:-1]
+    index_info = json.loads(layout.index_info.read_text())
+    corpus = cached_embeddings(index_info["embeddings_key"], Path(index_info["embeddings_path"]).parent)
+    if corpus is None:
+        raise SystemExit(f"{run_dir}: its corpus embeddings ({index_info['embeddings_path']}) are no longer cached")
+    docs, doc_ids = corpus.embeddings, corpus.doc_ids
     queries = dataset.split_queries(evaluator["split"])
     query_ids = list(queries)
     encoded = encode_texts(model, list(queries.values()), "query", config.get("encode_batch_size", 64), False)

@@ -20,6 +20,7 @@ from retrieval_lab.compare.cli import main
 from retrieval_lab.compare.grouping import group_runs, run_labels
 from retrieval_lab.compare.runs import load_runs
 from retrieval_lab.compare.significance import paired_tests
+from retrieval_lab.run_layout import RunLayout
 from tests.conftest import REPO
 
 METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
@@ -35,8 +36,9 @@ def make_run(path: Path, overrides: list[str], ndcg: float | None = None,
              query_ids: list[str] | None = None) -> Path:
     """A run directory as rlab writes it. Overall metrics: ``ndcg`` for ndcg@10 (else the
     per-query mean) and fixed offsets from it for the other metrics."""
-    (path / ".hydra").mkdir(parents=True)
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides + INFRASTRUCTURE))
+    layout = RunLayout(path)
+    layout.overrides.parent.mkdir(parents=True)
+    layout.overrides.write_text(yaml.safe_dump(overrides + INFRASTRUCTURE))
     metrics = None
     if status == "done":
         if per_query is None:
@@ -48,18 +50,18 @@ def make_run(path: Path, overrides: list[str], ndcg: float | None = None,
         rows = ["query_id\t" + "\t".join(METRICS)]
         rows += [f"{q}\t" + "\t".join(f"{min(1.0, v + 0.05 * i):.6f}" for i in range(len(METRICS)))
                  for q, v in zip(ids, per_query)]
-        (path / "metrics_per_query.tsv").write_text("\n".join(rows) + "\n")
-        (path / "metrics.json").write_text(json.dumps(
+        layout.metrics_per_query.write_text("\n".join(rows) + "\n")
+        layout.metrics.write_text(json.dumps(
             {"dataset": "scifact", "split": "test", "k": 1000, "num_queries": len(ids), "metrics": metrics}))
     if record:
-        (path / "run.json").write_text(json.dumps({
+        layout.record.write_text(json.dumps({
             "status": status, "error": error, "seed": seed, "overrides": overrides + INFRASTRUCTURE,
             "job": {"mode": "MULTIRUN", "num": 0, "sweep_dir": str(path.parent)},
             "stages": {"train": {"status": status, "seconds": 1.0, "peak_rss_mb": 100.0}},
             "metrics": metrics}))
     if curves:
-        (path / "csv").mkdir()
-        (path / "csv" / "metrics.csv").write_text(
+        layout.training_log.parent.mkdir()
+        layout.training_log.write_text(
             "epoch,lr-AdamW/pg1,step,train/loss,val/ndcg@10,val/recall@100\n"
             "0,,3,,0.60,0.90\n"
             ",0.0005,4,,,\n"
@@ -96,7 +98,7 @@ def sweep(tmp_path: Path) -> Path:
 
 
 def group_averages(root: Path, jobs: list[int]) -> np.ndarray:
-    tables = [pd.read_csv(root / str(j) / "metrics_per_query.tsv", sep="\t") for j in jobs]
+    tables = [pd.read_csv(RunLayout(root / str(j)).metrics_per_query, sep="\t") for j in jobs]
     return np.mean([t["ndcg@10"].to_numpy() for t in tables], axis=0)
 
 
@@ -156,7 +158,7 @@ def test_overrides_that_leave_the_resolved_config_unchanged_do_not_split_or_labe
     for name, overrides, seed, cfg in (("a", [], 1, config), ("b", ["data.name=scifact", "logger=wandb"], 2, config),
                                        ("c", ["model=bm25"], 1, bm25)):
         make_run(tmp_path / "runs" / name, overrides, ndcg=0.5, seed=seed)
-        (tmp_path / "runs" / name / "config.yaml").write_text(yaml.safe_dump({**cfg, "seed": seed}))
+        RunLayout(tmp_path / "runs" / name).config.write_text(yaml.safe_dump({**cfg, "seed": seed}))
     groups = group_runs(load_runs([tmp_path / "runs"]))
     assert [(g.label, g.n) for g in groups] == [("runs", 2), ("model=bm25", 1)]  # no override left: the dir
 
@@ -166,8 +168,8 @@ def test_a_choice_the_config_lacks_still_splits_seed_groups(tmp_path: Path):
     # must stay apart, each a group of its two seeds.
     for name, experiment, seed in (("0", "a", 42), ("1", "a", 43), ("2", "b", 42), ("3", "b", 43)):
         make_run(tmp_path / "sweep" / name, [f"experiment={experiment}", "trainer.max_epochs=3"], ndcg=0.5, seed=seed)
-        (tmp_path / "sweep" / name / "config.yaml").write_text(yaml.safe_dump({"trainer": {"max_epochs": 3},
-                                                                               "seed": seed}))
+        RunLayout(tmp_path / "sweep" / name).config.write_text(yaml.safe_dump({"trainer": {"max_epochs": 3},
+                                                                                "seed": seed}))
     groups = group_runs(load_runs([tmp_path / "sweep"]))
     assert [(g.label, g.n) for g in groups] == [("experiment=a", 2), ("experiment=b", 2)]
 
@@ -299,17 +301,18 @@ def test_console_module_runs(sweep: Path):
 # --- bad input -------------------------------------------------------------------------------
 
 def _break_metrics_json(sweep: Path) -> str:
-    (sweep / "2" / "metrics.json").write_text('{"metrics": {"ndcg@10": ')
-    return str(sweep / "2" / "metrics.json")
+    path = RunLayout(sweep / "2").metrics
+    path.write_text('{"metrics": {"ndcg@10": ')
+    return str(path)
 
 
 def _break_metric_value(sweep: Path) -> str:
-    (sweep / "2" / "metrics.json").write_text(json.dumps({"metrics": {"ndcg@10": "high"}}))
+    RunLayout(sweep / "2").metrics.write_text(json.dumps({"metrics": {"ndcg@10": "high"}}))
     return "'ndcg@10'"
 
 
 def _break_per_query(sweep: Path) -> str:
-    path = sweep / "4" / "metrics_per_query.tsv"
+    path = RunLayout(sweep / "4").metrics_per_query
     lines = path.read_text().splitlines()
     lines[5] = "q4\tnan?\t0\t0\t0\t0"
     path.write_text("\n".join(lines) + "\n")

@@ -10,6 +10,7 @@ from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import read_run
 from retrieval_lab.index import FlatIndex
+from retrieval_lab.run_layout import RunLayout
 from retrieval_lab.stages.evaluate import Evaluator
 from tests.test_model import tiny
 
@@ -36,7 +37,7 @@ def _evaluate(tmp_path: Path, ignore: bool) -> tuple[dict, dict]:
     out.mkdir()
     evaluator = Evaluator(split="test", k=5, metrics=["ndcg@10", "recall@10"], ignore_identical_ids=ignore)
     metrics = evaluator(model, dataset, index, corpus, out, batch_size=4, progress=False)
-    return metrics, read_run(out / "run.trec")
+    return metrics, read_run(RunLayout(out).run_file)
 
 
 def test_identical_ids_are_dropped_and_k_kept(tmp_path: Path):
@@ -47,7 +48,7 @@ def test_identical_ids_are_dropped_and_k_kept(tmp_path: Path):
     for q in dropped:
         expected = [d for d in sorted(kept[q], key=kept[q].get, reverse=True) if d != q]
         assert list(dropped[q])[:4] == expected[:4]
-    written = json.loads((tmp_path / "ignore" / "metrics.json").read_text())
+    written = json.loads(RunLayout(tmp_path / "ignore").metrics.read_text())
     assert written["metrics"] == metrics and written["num_queries"] == 4 and written["k"] == 5
     assert written["index"]["kind"] == "flat" and written["index"]["recall_vs_exact@10"] == 1.0
     assert written["index"]["bytes_per_doc"] >= 4 * 32  # flat float32 vectors of the tiny model

@@ -22,6 +22,7 @@ from retrieval_lab.reproduce import (
 )
 from retrieval_lab.reproduce.cli import _last_line, check_metrics, reproduce, run_precision
 from retrieval_lab.reproduce.status import worst
+from retrieval_lab.run_layout import RunLayout
 from tests.conftest import REPO, write_tiny_beir
 
 
@@ -70,13 +71,14 @@ def test_a_precision_with_its_own_pins_is_checked_against_them():
 
 def test_the_precision_of_a_run_is_read_from_its_record(tmp_path):
     assert run_precision(tmp_path) is None  # no run.json: the run failed before it
-    (tmp_path / "run.json").write_text(json.dumps({"precision": {}}))
+    record = RunLayout(tmp_path).record
+    record.write_text(json.dumps({"precision": {}}))
     assert run_precision(tmp_path) is None  # BM25
     encode = {"precision": "32-true", "requested": "32-true", "device": "cpu", "reason": "..."}
-    (tmp_path / "run.json").write_text(json.dumps({"precision": {"encode": encode}}))
+    record.write_text(json.dumps({"precision": {"encode": encode}}))
     assert run_precision(tmp_path) == "32-true"
     train = {**encode, "precision": "bf16-mixed", "requested": "auto"}
-    (tmp_path / "run.json").write_text(json.dumps({"precision": {"train": train, "encode": encode}}))
+    record.write_text(json.dumps({"precision": {"train": train, "encode": encode}}))
     assert run_precision(tmp_path) == "bf16-mixed"
 
 
@@ -202,7 +204,7 @@ def test_pinned_rows_are_ok_and_a_wrong_pin_fails_with_exit_1(tiny_reproduction)
     assert rows["tiny_pinned_for_fp32"]["pinned_for"] == "32-true" and rows["tiny_zero_shot"]["pinned_for"] is None
     assert summary["finished"] and summary["extra_overrides"][-1] == "progress=false"
     for name in ("tiny_zero_shot", "bm25", "bm25_wrong"):
-        assert (out / name / "metrics.json").is_file() and (out / name / "run.trec").is_file()
+        assert RunLayout(out / name).metrics.is_file() and RunLayout(out / name).run_file.is_file()
     table = [line.split() for line in result.stdout.splitlines()]
     assert ["bm25", "recall@10", "0.9997", "1.0000", "+0.00030", "OKish", "-"] in table
     assert ["bm25_wrong", "ndcg@10", "0.7179", "0.7079", "-0.00996", "FAIL", "-"] in table

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hydra.utils import instantiate
 
+from retrieval_lab.run_layout import SWEEP_SUMMARY_FILE, RunLayout
 from tests.conftest import TINY, compose_config, run_rlab
 from tests.wandb_records import records_by_type
 
@@ -19,7 +20,7 @@ SWEEP = [*TINY, "trainer.max_epochs=1"]
 def _records(sweep_dir: Path) -> list[dict]:
     """The jobs' run records, in job order."""
     jobs = sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    return [json.loads((job / "run.json").read_text()) for job in jobs]
+    return [json.loads(RunLayout(job).record.read_text()) for job in jobs]
 
 
 @pytest.mark.parametrize("launcher", [
@@ -34,15 +35,15 @@ def test_two_job_sweep_writes_two_complete_run_records(tiny_beir: Path, tmp_path
     records = _records(sweep_dir)
     assert [r["seed"] for r in records] == [1, 2]
     for num, record in enumerate(records):
-        run_dir = sweep_dir / str(num)
+        layout = RunLayout(sweep_dir / str(num))
         assert record["status"] == "done" and f"seed={num + 1}" in record["overrides"]
         assert record["job"] == {"mode": "MULTIRUN", "num": num, "sweep_dir": str(sweep_dir)}
         assert list(record["stages"]) == ["train", "index", "evaluate"]
-        assert record["metrics"] == json.loads((run_dir / "metrics.json").read_text())["metrics"]
+        assert record["metrics"] == json.loads(layout.metrics.read_text())["metrics"]
         assert record["git"]["commit"] and record["versions"]["torch"] and record["data"]["sha256"]
-        for name in ["config.yaml", "metrics_per_query.tsv", "run.trec", "rlab.log", "csv/metrics.csv"]:
-            assert (run_dir / name).is_file(), name
-    summary = json.loads((sweep_dir / "sweep.json").read_text())
+        for path in [layout.config, layout.metrics_per_query, layout.run_file, layout.log, layout.training_log]:
+            assert path.is_file(), path
+    summary = json.loads((sweep_dir / SWEEP_SUMMARY_FILE).read_text())
     assert [job["status"] for job in summary["jobs"]] == ["done", "done"]
     assert [job["ndcg@10"] for job in summary["jobs"]] == [r["metrics"]["ndcg@10"] for r in records]
 
@@ -58,10 +59,10 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tiny_beir: Path, tmp_pa
     failed, done = _records(sweep_dir)
     assert failed["status"] == "failed" and "Invalid learning rate" in failed["error"]
     assert failed["stages"]["train"]["status"] == "failed" and failed["metrics"] == {}
-    assert not (sweep_dir / "0" / "metrics.json").exists()
-    assert "Traceback" in (sweep_dir / "0" / "rlab.log").read_text()
-    assert done["status"] == "done" and (sweep_dir / "1" / "metrics.json").is_file()
-    summary = json.loads((sweep_dir / "sweep.json").read_text())
+    assert not RunLayout(sweep_dir / "0").metrics.exists()
+    assert "Traceback" in RunLayout(sweep_dir / "0").log.read_text()
+    assert done["status"] == "done" and RunLayout(sweep_dir / "1").metrics.is_file()
+    summary = json.loads((sweep_dir / SWEEP_SUMMARY_FILE).read_text())
     assert [(job["status"], job["ndcg@10"] is None) for job in summary["jobs"]] == [("failed", True), ("done", False)]
     # Each job is one wandb run, finished either way, grouped by the sweep.
     exits = [records_by_type(sweep_dir / str(n))["exit"][0].exit_code for n in (0, 1)]

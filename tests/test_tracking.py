@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from retrieval_lab.run_layout import RunLayout
 from tests.conftest import TINY, run_rlab
 from tests.wandb_records import records_by_type
 
@@ -36,13 +37,14 @@ def test_tensorboard_and_csv_get_curves_stage_figures_and_metrics(tiny_beir: Pat
     run_dir = tmp_path / "run"
     result = run_rlab([*RUN, "logger=[csv,tensorboard]"], run_dir, tiny_beir)
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    layout = RunLayout(run_dir)
+    metrics = json.loads(layout.metrics.read_text())["metrics"]
     # The trainer closes its event file after fit; the later stages' figures go to a second one.
     events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
     assert {"train/loss", "stage/train/seconds", "stage/evaluate/seconds", "test/ndcg@10"} <= set(events.Tags()["scalars"])
     ndcg = events.Scalars("test/ndcg@10")
     assert abs(ndcg[-1].value - metrics["ndcg@10"]) < 1e-6
-    with open(run_dir / "csv" / "metrics.csv") as handle:
+    with open(layout.training_log) as handle:
         rows = list(csv.DictReader(handle))
     final = [r for r in rows if r.get("test/ndcg@10")]
     assert len(final) == 1 and abs(float(final[0]["test/ndcg@10"]) - metrics["ndcg@10"]) < 1e-6

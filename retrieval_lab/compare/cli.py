@@ -23,6 +23,7 @@ from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.compare.grouping import Group, group_runs, run_labels
 from retrieval_lab.compare.runs import Run, find_run_dirs, load_runs
 from retrieval_lab.compare.significance import compare_to_baseline
+from retrieval_lab.run_layout import TRAINING_LOG
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +104,7 @@ def _images(frame: pd.DataFrame, groups: list[Group], runs: dict[str, Run],
             if (log := plots.read_training_log(run)) is not None}
     curves = plots.training_curves(logs) if logs else None
     if curves is not None:
-        images["Training curves (csv/metrics.csv)"] = ("training_curves.png", curves)
+        images[f"Training curves ({TRAINING_LOG})"] = ("training_curves.png", curves)
     by_label = {g.label: g for g in groups}
     ordered = [by_label[label] for label in ranked["label"]]
     for key in plots.swept_parameters(ordered):

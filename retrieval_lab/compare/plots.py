@@ -59,8 +59,8 @@ def metric_bars(bars: list[Bar], metric: str) -> bytes:
 
 
 def read_training_log(run: Run) -> pd.DataFrame | None:
-    """The run's Lightning CSVLogger ``csv/metrics.csv``, or None when the run has none."""
-    path = run.training_log
+    """The run's Lightning CSVLogger log (``run_layout.TRAINING_LOG``), or None when the run has none."""
+    path = run.layout.training_log
     if not path.is_file():
         return None
     try:

@@ -3,6 +3,7 @@
 A run directory holds ``run.json`` (the run record) and/or ``metrics.json`` (the evaluation).
 A Hydra job directory with only ``.hydra/overrides.yaml`` also counts: it is a job that died
 before writing either, and is reported as failed rather than silently missing from a sweep.
+Every path is taken from :class:`~retrieval_lab.run_layout.RunLayout`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ import pandas as pd
 import yaml
 
 from retrieval_lab.compare.errors import CompareError
+from retrieval_lab.run_layout import METRICS_FILE, OVERRIDES_FILE, RECORD_FILE, RunLayout
 
-RUN_RECORD = "run.json"
-METRICS = "metrics.json"
-PER_QUERY = "metrics_per_query.tsv"
-OVERRIDES = Path(".hydra") / "overrides.yaml"
-TRAINING_LOG = Path("csv") / "metrics.csv"
-
-CONFIG = "config.yaml"  # the resolved config of the run
+# What marks a directory as a run directory: any of these files in it.
+MARKERS = (RECORD_FILE, METRICS_FILE, OVERRIDES_FILE)
 
 # Overrides that say where or how verbosely a run ran, or how it was tracked, not what it computed.
 INFRASTRUCTURE_PREFIXES = ("hydra.", "paths.", "progress", "logger", "tags")
@@ -47,8 +44,8 @@ class Run:
         return self.status == "done" and bool(self.metrics)
 
     @property
-    def training_log(self) -> Path:
-        return self.path / TRAINING_LOG
+    def layout(self) -> RunLayout:
+        return RunLayout(self.path)
 
 
 def override_key(override: str) -> str:
@@ -61,7 +58,7 @@ def is_infrastructure(key: str) -> bool:
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((path / marker).is_file() for marker in (RUN_RECORD, METRICS, OVERRIDES))
+    return any((path / marker).is_file() for marker in MARKERS)
 
 
 def _natural_key(path: Path) -> list[tuple[int, Any]]:
@@ -88,7 +85,7 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
         runs = _walk(path)
         if not runs:
             raise CompareError(f"{path}: no run directories below it "
-                               f"(none holds {RUN_RECORD}, {METRICS} or {OVERRIDES})")
+                               f"(none holds {RECORD_FILE}, {METRICS_FILE} or {OVERRIDES_FILE})")
         found.update(dict.fromkeys(run.resolve() for run in runs))
     return list(found)
 
@@ -101,6 +98,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CompareError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise CompareError(f"{path}: unreadable YAML ({err})") from None
 
 
 def _metrics(value: Any, where: str) -> dict[str, float]:
@@ -126,26 +130,23 @@ def _overrides(value: Any, where: str) -> dict[str, str]:
 
 def load_run(path: Path) -> Run:
     """Reads a run directory; ``run.json`` is preferred for status, seed and overrides."""
-    record = _read_json(path / RUN_RECORD) if (path / RUN_RECORD).is_file() else None
-    evaluation = _read_json(path / METRICS) if (path / METRICS).is_file() else None
+    layout = RunLayout(path)
+    record = _read_json(layout.record) if layout.record.is_file() else None
+    evaluation = _read_json(layout.metrics) if layout.metrics.is_file() else None
 
     if record is not None and "overrides" in record:
-        overrides = _overrides(record["overrides"], f"{path / RUN_RECORD}: 'overrides'")
-    elif (path / OVERRIDES).is_file():
-        try:
-            listed = yaml.safe_load((path / OVERRIDES).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise CompareError(f"{path / OVERRIDES}: unreadable YAML ({err})") from None
-        overrides = _overrides(listed, str(path / OVERRIDES))
+        overrides = _overrides(record["overrides"], f"{layout.record}: 'overrides'")
+    elif layout.overrides.is_file():
+        overrides = _overrides(_read_yaml(layout.overrides), str(layout.overrides))
     else:
         overrides = {}
 
     if evaluation is not None:
         if "metrics" not in evaluation:
-            raise CompareError(f"{path / METRICS}: no 'metrics' key")
-        metrics = _metrics(evaluation["metrics"], str(path / METRICS))
+            raise CompareError(f"{layout.metrics}: no 'metrics' key")
+        metrics = _metrics(evaluation["metrics"], str(layout.metrics))
     elif record is not None:
-        metrics = _metrics(record.get("metrics"), str(path / RUN_RECORD))
+        metrics = _metrics(record.get("metrics"), str(layout.record))
     else:
         metrics = {}
 
@@ -153,23 +154,18 @@ def load_run(path: Path) -> Run:
         status, error = record.get("status"), record.get("error")
         error = None if error is None else str(error)
         if not isinstance(status, str):
-            raise CompareError(f"{path / RUN_RECORD}: 'status' is {status!r}, not a string")
+            raise CompareError(f"{layout.record}: 'status' is {status!r}, not a string")
     else:
         status, error = "done", None
     if status == "done" and not metrics:
         # Only finished runs with metrics are compared; the others are listed as failed.
-        where = f"{METRICS} missing" if evaluation is None else f"empty in {METRICS}"
+        where = f"{METRICS_FILE} missing" if evaluation is None else f"empty in {METRICS_FILE}"
         status, error = "failed", error or f"no metrics ({where})"
 
     seed = record.get("seed") if record is not None else None
     if seed is None:
         seed = overrides.get("seed")
-    config = None
-    if (path / CONFIG).is_file():
-        try:
-            config = yaml.safe_load((path / CONFIG).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise CompareError(f"{path / CONFIG}: unreadable YAML ({err})") from None
+    config = _read_yaml(layout.config) if layout.config.is_file() else None
     return Run(path=path, status=status, error=error, seed=seed, overrides=overrides,
                metrics=metrics, config=config if isinstance(config, dict) else None)
 
@@ -213,7 +209,7 @@ def load_per_query(run: Run, metric: str) -> pd.Series:
 
     Raises CompareError naming the file when it is missing, malformed or lacks the metric.
     """
-    path = run.path / PER_QUERY
+    path = run.layout.metrics_per_query
     if not path.is_file():
         raise CompareError(f"{path}: missing (needed for the paired tests)")
     try:

@@ -22,7 +22,7 @@ from ranx.statistical_tests import fisher_randomization_test, paired_student_t_t
 
 from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.compare.grouping import Group
-from retrieval_lab.compare.runs import PER_QUERY, load_per_query
+from retrieval_lab.compare.runs import load_per_query
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def compare_to_baseline(groups: list[Group], baseline: Group, metric: str, alpha
     control = group_scores(baseline, metric)
     comparisons = {}
     for group in others:
-        missing = [run.path / PER_QUERY for run in group.runs if not (run.path / PER_QUERY).is_file()]
+        missing = [p for p in (run.layout.metrics_per_query for run in group.runs) if not p.is_file()]
         if missing:
             comparisons[group.label] = Comparison(note=f"not tested: {missing[0]} is missing")
             continue

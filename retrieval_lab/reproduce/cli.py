@@ -22,6 +22,7 @@ from typing import Any
 from retrieval_lab.atomic import atomic_write_json
 from retrieval_lab.reproduce.spec import Row, Spec, SpecError, load_spec, resolve_spec
 from retrieval_lab.reproduce.status import FAIL, OK, OKISH, classify, exit_status, worst
+from retrieval_lab.run_layout import RunLayout
 
 SUMMARY_FILE = "reproduce.json"
 HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR"  # printed after a task's traceback
@@ -73,6 +74,7 @@ def check_metrics(pins: dict[str, float], metrics: dict[str, float] | None) -> l
 
 def run_row(spec: Spec, row: Row, output_dir: Path, extra: list[str]) -> RowResult:
     run_dir = output_dir / row.name
+    layout = RunLayout(run_dir)
     result = RowResult(row.name, row_command(spec, row, run_dir, extra), str(run_dir))
     start = time.perf_counter()
     with open(output_dir / f"{row.name}.log", "w", encoding="utf-8") as log:
@@ -85,9 +87,9 @@ def run_row(spec: Spec, row: Row, output_dir: Path, extra: list[str]) -> RowResu
         result.error = f"rlab exited {process.returncode}: {_last_line(output_dir / f'{row.name}.log')}"
     else:
         try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())["metrics"]
+            metrics = json.loads(layout.metrics.read_text())["metrics"]
         except (OSError, ValueError, KeyError) as err:
-            result.error = f"no metrics in {run_dir / 'metrics.json'} ({err})"
+            result.error = f"no metrics in {layout.metrics} ({err})"
     result.precision = run_precision(run_dir)
     pins, result.pinned_for = row.pins(result.precision)
     result.checks = check_metrics(pins, metrics)
@@ -97,7 +99,7 @@ def run_row(spec: Spec, row: Row, output_dir: Path, extra: list[str]) -> RowResu
 def run_precision(run_dir: Path) -> str | None:
     """What a run's record says it trained in, else what it encoded in; None if neither."""
     try:
-        recorded = json.loads((run_dir / "run.json").read_text()).get("precision") or {}
+        recorded = json.loads(RunLayout(run_dir).record.read_text()).get("precision") or {}
     except (OSError, ValueError):
         return None
     return next((recorded[stage]["precision"] for stage in ("train", "encode") if stage in recorded), None)

@@ -20,6 +20,7 @@ from retrieval_lab.index_profile import profile_bm25_index, profile_index
 from retrieval_lab.lexical import BM25Index
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
+from retrieval_lab.run_layout import RunLayout
 from retrieval_lab.search import search
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,10 @@ class Evaluator:
         if self.ignore_identical_ids:
             run = {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k))
                    for q, docs in run.items()}
+        layout = RunLayout(run_dir)
         record: dict = {"dataset": dataset.name, "split": self.split, "k": self.k}
         if self.rerank:
-            write_run(run_dir / "run_first_stage.trec", run)
+            write_run(layout.first_stage_run_file, run)
             first, _ = evaluate(dataset.qrels[self.split], run, self.metrics)
             cross_encoder = CrossEncoder(self.rerank, max_length=self.rerank_max_length)
             run, seconds = rerank(run, dataset, queries, cross_encoder, self.rerank_depth, self.doc_template,
@@ -108,11 +110,11 @@ class Evaluator:
             record["rerank"] = {"model": self.rerank, "depth": self.rerank_depth, "seconds": round(seconds, 3)}
             log.info("%s/%s first stage: %s", dataset.name, self.split,
                      "  ".join(f"{m} {first[m]:.4f}" for m in self.metrics))
-        write_run(run_dir / "run.trec", run)
+        write_run(layout.run_file, run)
         overall, per_query = evaluate(dataset.qrels[self.split], run, self.metrics)
         rows = ["query_id\t" + "\t".join(self.metrics)]
         rows += [f"{q}\t" + "\t".join(f"{v[m]:.6f}" for m in self.metrics) for q, v in per_query.items()]
-        atomic_write_text(run_dir / "metrics_per_query.tsv", "\n".join(rows) + "\n")
+        atomic_write_text(layout.metrics_per_query, "\n".join(rows) + "\n")
         record |= {"num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
             if isinstance(index, BM25Index):
@@ -123,7 +125,7 @@ class Evaluator:
                     index, corpus.embeddings, retrieval.query_embeddings, self.k,
                     retrieval.seconds, latency_queries=self.latency_queries)
             log.info("index %s", record["index"])
-        atomic_write_json(run_dir / "metrics.json", record)
+        atomic_write_json(layout.metrics, record)
         log.info("%s/%s: %s", dataset.name, self.split,
                  "  ".join(f"{m} {overall[m]:.4f}" for m in self.metrics))
         return overall
