@@ -26,6 +26,8 @@ from retrieval_lab.provenance import file_sha256
 
 log = logging.getLogger(__name__)
 
+EMBEDDINGS_CACHE = "embeddings"  # its folder under a run's cache_dir: <cache_dir>/embeddings/<key>/
+
 
 @dataclass
 class CorpusEmbeddings:

@@ -8,7 +8,6 @@ import numpy as np
 
 from retrieval_lab.index.base import Index, recall_vs_exact
 from retrieval_lab.index.flat import FlatIndex
-from retrieval_lab.lexical import BM25Index
 
 
 def profile_index(
@@ -25,7 +24,7 @@ def profile_index(
     ``search_seconds`` (the evaluation's own, not repeated here), size and build time. Without the
     ``corpus`` embeddings, recall against exact search is left out."""
     nbytes = index.nbytes()  # serializes the index: once
-    report = _size(index, nbytes)
+    report = size_report(index, nbytes)
     report["code_bytes_per_doc"] = round((nbytes - index.fixed_nbytes()) / index.size, 2)
     depth = max(recall_ks)
     if index.kind == "flat":
@@ -37,30 +36,20 @@ def profile_index(
         _, rows = index.search(queries, depth)
         report.update({f"recall_vs_exact@{r}": round(recall_vs_exact(exact_rows, rows, r), 6)
                        for r in recall_ks})
-    report.update(_latency(lambda query: index.search(query[None, :], k), queries[:latency_queries]))
+    report.update(latency_report(lambda query: index.search(query[None, :], k), queries[:latency_queries]))
     report["qps"] = round(len(queries) / search_seconds, 1)
     return report
 
 
-def profile_bm25_index(
-    index: BM25Index, queries: Sequence[str], k: int, search_seconds: float,
-    latency_queries: int = 1000,
-) -> dict[str, float | int | str]:
-    """The same report for a BM25 index, less recall against exact search (BM25 is exact):
-    size of its score matrix, build time, per-query latency (query analysis included), QPS."""
-    report = _size(index, index.nbytes())
-    report.update(_latency(lambda query: index.search([query], k), queries[:latency_queries]))
-    report["qps"] = round(len(queries) / search_seconds, 1)
-    return report
-
-
-def _size(index: Index | BM25Index, nbytes: int) -> dict[str, float | int | str]:
+def size_report(index: Any, nbytes: int) -> dict[str, float | int | str]:
+    """Kind, documents, bytes (``nbytes``) and build time of any index (``kind``, ``size``,
+    ``build_seconds``)."""
     return {"kind": index.kind, "size": index.size, "nbytes": nbytes,
             "bytes_per_doc": round(nbytes / index.size, 2),
             "build_seconds": round(index.build_seconds or 0.0, 4)}
 
 
-def _latency(search_one: Callable[[Any], Any], queries: Sequence[Any]) -> dict[str, float]:
+def latency_report(search_one: Callable[[Any], Any], queries: Sequence[Any]) -> dict[str, float]:
     """p50 / p95 milliseconds of ``search_one`` over ``queries``, one at a time, as an online
     service sees them."""
     timings = []

@@ -5,21 +5,24 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab import PROJECT_DIR
+from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
-from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
-from retrieval_lab.record import RECORD_FILE, RunRecord
+from retrieval_lab.record import RunRecord
+from retrieval_lab.run_layout import RunLayout
+from retrieval_lab.settings import RunSettings
 from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.teach import teach
-from retrieval_lab.stages.train import train, training_data
+from retrieval_lab.stages.train import build_training_set, train
 from retrieval_lab.tracking import Tracker
 from retrieval_lab.training.precision import PrecisionChoice, choose_precision, encoding_precision
+from retrieval_lab.training.training_set_file import save_training_set
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = No
     ``job`` describes how the run was launched (overrides, sweep); it goes into the run record.
     """
     stages = [s for s in STAGES if s in cfg.stages]
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(RunLayout(run_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
     record = RunRecord(
         run_dir, task_name=cfg.task_name, seed=cfg.seed, stages_requested=stages, **(job or {}),
         git=git_state(PROJECT_DIR), versions=package_versions(), hardware=hardware(),
@@ -47,7 +50,7 @@ def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = No
             tracker.close("failed")
         raise
     record.finish()
-    tracker.log_files(run_dir, ["run.trec", "metrics.json", "metrics_per_query.tsv", RECORD_FILE])
+    tracker.log_files(run_dir)
     tracker.close("success")
     return results
 
@@ -56,6 +59,7 @@ def _run_stages(
     cfg: DictConfig, stages: list[str], run_dir: Path, record: RunRecord, tracker: Tracker
 ) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
+    layout, settings = RunLayout(run_dir), RunSettings.from_config(cfg)
     evaluator = instantiate(cfg.evaluator)
     splits = []
     if "train" in stages:
@@ -67,8 +71,13 @@ def _run_stages(
              dataset.name, len(dataset.corpus), len(dataset.queries), splits)
     record.update(data={"name": dataset.name, "path": str(dataset.path),
                         "sha256": data_checksums(dataset.path, splits)})
-    model = instantiate(cfg.model)
-    atomic_write_json(run_dir / "encoding.json", model.encoding_contract())
+    # Each component built once from its config. The model is None where the index reads the
+    # texts themselves (index=bm25); the index is a vector index factory, or BM25 itself.
+    model = instantiate(cfg.model) if cfg.model is not None else None
+    index = instantiate(cfg.index) if "index" in stages or cfg.load_index else None
+    encoder = model if model is not None else index  # what turns text into what is scored
+    if encoder is not None:
+        atomic_write_json(layout.encoding, encoder.encoding_contract())
     precision = _choose_precisions(cfg, stages, model, record)
 
     results: dict[str, float] = {}
@@ -81,21 +90,25 @@ def _run_stages(
         negatives, mining = None, None
         if miner is not None:
             with record.stage("mine"):
-                negatives, mining = miner.negatives(dataset, cfg.data.train_split, cfg.data.doc_template, model)
+                negatives, mining = miner.negatives(dataset, cfg.data.train_split, settings.doc_template, model)
             record.update(mining=mining)
-        datamodule = training_data(cfg, model, objective, dataset, miner, sampler, negatives)
+        training_set = build_training_set(cfg, objective, dataset, miner, negatives)
         if cfg.get("teacher") or cfg.get("in_batch_teacher"):
             with record.stage("teach"):
                 teachers = [instantiate(cfg[key]) if cfg.get(key) else None for key in ("teacher", "in_batch_teacher")]
-                teaching = teach(teachers[0], getattr(objective, "needs", frozenset()), datamodule,
-                                 cfg.data.train_split, cfg.data.doc_template, cfg.paths.cache_dir,
-                                 in_batch_teacher=teachers[1])
+                training_set, teaching = teach(training_set, objective.needs, teachers[0],
+                                               settings.cache_dir, in_batch_teacher=teachers[1])
             record.update(teacher=teaching)
+        if rank_zero_only.rank == 0:  # every rank builds the same set; one writes it
+            save_training_set(training_set, layout.training_set_dir)
+        record.update(training_set=training_set.summary())
         with record.stage("train"):
-            trainer = train(cfg, model, objective, datamodule, miner, sampler, run_dir, tracker.loggers, precision)
+            trained = train(cfg, model, objective, training_set, miner, sampler, layout.model_dir, tracker.loggers,
+                            precision)
+        trainer = trained.trainer
         step = trainer.global_step
-        if miner is not None and miner.history():
-            record.update(mining={**mining, **miner.history()})
+        if trained.mining_history:
+            record.update(mining={**mining, **trained.mining_history})
         _log_stage(tracker, record, "train", step)
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         record.update(validation=validation)
@@ -105,23 +118,14 @@ def _run_stages(
             return results
     if "index" in stages:
         with record.stage("index"):
-            index, corpus = build_index(
-                model, dataset, instantiate(cfg.index), cfg.data.doc_template,
-                Path(cfg.paths.cache_dir) / "embeddings", run_dir / "index",
-                cfg.encode_batch_size, cfg.progress,
-            )
+            retriever = build_index(index, model, dataset, settings, layout.index_dir)
         _log_stage(tracker, record, "index", step)
     elif cfg.load_index:
         with record.stage("load_index"):
-            index, corpus = load_index(
-                model, dataset, cfg.data.doc_template, Path(cfg.paths.cache_dir) / "embeddings",
-                Path(cfg.load_index),
-            )
+            retriever = load_index(index, model, dataset, settings, Path(cfg.load_index))
     if "evaluate" in stages:
         with record.stage("evaluate"):
-            metrics = evaluator(
-                model, dataset, index, corpus, run_dir, cfg.encode_batch_size, cfg.progress
-            )
+            metrics = evaluator(retriever, dataset, run_dir)
         _log_stage(tracker, record, "evaluate", step)
         tracker.log_metrics({f"{evaluator.split}/{name}": value for name, value in metrics.items()}, step)
         record.update(metrics=metrics)
@@ -137,7 +141,7 @@ def _choose_precisions(cfg: DictConfig, stages: list[str], model: Any, record: R
     chosen = {}
     if "train" in stages:
         chosen["train"] = choose_precision(cfg.trainer.get("precision"), accelerator)
-    if isinstance(model, torch.nn.Module):  # BM25 has no weights to run in any precision
+    if model is not None:  # BM25 (no model) has no weights to run in any precision
         chosen["encode"] = encoding_precision(accelerator)
     for stage, choice in chosen.items():
         log.info("%s precision: %s on %s (%s)", stage, choice.precision, choice.device, choice.reason)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_lab.atomic import atomic_write_json
-from retrieval_lab.run_layout import RECORD_FILE as RECORD_FILE  # re-exported: the record's name
 from retrieval_lab.run_layout import RECORDED_FILES, RunLayout
 
 log = logging.getLogger(__name__)

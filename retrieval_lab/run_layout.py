@@ -15,6 +15,7 @@ A run directory (``hydra.run.dir``, or ``<sweep dir>/<job num>/`` in a sweep)::
     ├── encoding.json           pipeline: the model's encoding contract (pooling, prefixes, ...)
     ├── checkpoints/            train: Lightning checkpoints, last.ckpt (conf/callbacks/default.yaml)
     ├── csv/metrics.csv         train (and later stages' figures): the CSV logger (conf/logger/csv.yaml)
+    ├── training_set/           train: what it trained on, mined and taught (training.training_set_file)
     ├── model/                  train: the exported model (sentence-transformers or cross-encoder)
     ├── index/                  index: the saved index (load_index= takes such a directory)
     │   ├── index.json          its kind, params and the metadata a load is checked against (index.saved)
@@ -46,6 +47,7 @@ PER_QUERY_FILE = "metrics_per_query.tsv"
 RUN_FILE = "run.trec"
 FIRST_STAGE_RUN_FILE = "run_first_stage.trec"
 MODEL_DIR = "model"
+TRAINING_SET_DIR = "training_set"
 INDEX_DIR = "index"
 CHECKPOINTS_DIR = "checkpoints"
 LOG_FILE = "rlab.log"
@@ -62,7 +64,7 @@ SWEEP_SUMMARY_FILE = "sweep.json"
 
 # What the run record lists under ``files`` when the run finishes (those that exist).
 RECORDED_FILES = (CONFIG_FILE, ENCODING_FILE, METRICS_FILE, PER_QUERY_FILE, RUN_FILE, FIRST_STAGE_RUN_FILE,
-                  MODEL_DIR, INDEX_DIR, CHECKPOINTS_DIR)
+                  TRAINING_SET_DIR, MODEL_DIR, INDEX_DIR, CHECKPOINTS_DIR)
 # The result files the tracker attaches to a run where a logger keeps artifacts (wandb).
 TRACKED_FILES = (RUN_FILE, METRICS_FILE, PER_QUERY_FILE, RECORD_FILE)
 
@@ -107,6 +109,10 @@ class RunLayout:
     @property
     def model_dir(self) -> Path:
         return self.root / MODEL_DIR
+
+    @property
+    def training_set_dir(self) -> Path:
+        return self.root / TRAINING_SET_DIR
 
     @property
     def index_dir(self) -> Path:

@@ -1,17 +1,20 @@
-"""BM25 (bm25s): ranking, scoring, save/load, and `rlab model=bm25` through the whole pipeline."""
+"""BM25 (bm25s): ranking, scoring, save/load, and `rlab index=bm25` through the whole pipeline."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from retrieval_lab.config import ConfigError
 from retrieval_lab.data.beir import BeirDataset, Document, document_text, load_beir
 from retrieval_lab.evaluation import evaluate, read_run
 from retrieval_lab.index.base import IndexMismatchError
 from retrieval_lab.lexical import Analyzer, BM25Index, corpus_sha256
 from retrieval_lab.stages.evaluate import Evaluator
 from tests.conftest import compose_config, run_rlab, write_tiny_beir
+from tests.test_config import _validated
 
 DOCS = {
     "heart": "Cardiac arrest: the heart stops beating and blood flow to the brain ends.",
@@ -20,7 +23,7 @@ DOCS = {
     "insulin": "Insulin resistance precedes type 2 diabetes by many years.",
     "tumor": "Tumor suppressor genes are silenced by promoter methylation in cancers.",
 }
-TINY_BM25 = ["model=bm25", "stages=[index,evaluate]", "data.name=tiny", "data.download=false",
+TINY_BM25 = ["index=bm25", "stages=[index,evaluate]", "data.name=tiny", "data.download=false",
              "evaluator.k=20"]
 
 
@@ -98,7 +101,7 @@ def test_evaluator_searches_a_bm25_index_with_ignore_identical_ids(tmp_path):
     index = BM25Index()
     index.build(list(corpus), [document_text(d) for d in corpus.values()])
     evaluator = Evaluator(k=3, metrics=["ndcg@10", "recall@10"], ignore_identical_ids=True)
-    metrics = evaluator(index, dataset, index, None, tmp_path, batch_size=4, progress=False)
+    metrics = evaluator(index, dataset, tmp_path)
     run = read_run(tmp_path / "run.trec")
     assert all(q not in docs and len(docs) == 3 for q, docs in run.items())
     assert metrics["recall@10"] == 1.0  # topic{i % 3} is shared with a{i + 3}
@@ -108,14 +111,14 @@ def test_evaluator_searches_a_bm25_index_with_ignore_identical_ids(tmp_path):
 
 
 def test_bm25_config_composes_to_the_bm25s_readme_defaults():
-    cfg = compose_config(["model=bm25"])
-    assert (cfg.model.k1, cfg.model.b, cfg.model.method) == (1.5, 0.75, "lucene")
-    assert (cfg.model.stopwords, cfg.model.stemmer) == ("en", "english")
+    cfg = compose_config(["index=bm25"])
+    assert (cfg.index.k1, cfg.index.b, cfg.index.method) == (1.5, 0.75, "lucene")
+    assert (cfg.index.stopwords, cfg.index.stemmer) == ("en", "english")
 
 
 @pytest.fixture(scope="module")
 def bm25_run(tmp_path_factory) -> tuple[Path, Path]:
-    """`rlab model=bm25 stages=[index,evaluate]` on the tiny dataset: (run dir, data root)."""
+    """`rlab index=bm25 stages=[index,evaluate]` on the tiny dataset: (run dir, data root)."""
     root = tmp_path_factory.mktemp("data")
     write_tiny_beir(root)
     run_dir = tmp_path_factory.mktemp("runs") / "bm25"
@@ -124,8 +127,10 @@ def bm25_run(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, root
 
 
-def test_rlab_model_bm25_indexes_and_evaluates_like_a_dense_run(bm25_run):
+def test_rlab_index_bm25_indexes_and_evaluates_like_a_dense_run(bm25_run):
     run_dir, root = bm25_run
+    assert "model: null" in (run_dir / "config.yaml").read_text()  # no model is built, none recorded
+    assert "encode" not in json.loads((run_dir / "run.json").read_text())["precision"]
     for name in ["metrics.json", "metrics_per_query.tsv", "run.trec", "encoding.json",
                  "index/index.json", "index/doc_ids.txt"]:
         assert (run_dir / name).is_file(), name
@@ -144,18 +149,18 @@ def test_rlab_model_bm25_indexes_and_evaluates_like_a_dense_run(bm25_run):
 
 def test_a_saved_bm25_index_is_evaluated_again_and_refused_with_other_parameters(bm25_run, tmp_path):
     run_dir, root = bm25_run
-    args = ["model=bm25", "stages=[evaluate]", f"load_index={run_dir / 'index'}", "data.name=tiny",
+    args = ["index=bm25", "stages=[evaluate]", f"load_index={run_dir / 'index'}", "data.name=tiny",
             "data.download=false", "evaluator.k=20"]
     again = run_rlab(args, tmp_path / "again", root, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "again" / "run.trec").read_text() == (run_dir / "run.trec").read_text()
-    other = run_rlab([*args, "model.k1=1.2"], tmp_path / "other", root, timeout=600)
+    other = run_rlab([*args, "index.k1=1.2"], tmp_path / "other", root, timeout=600)
     errors = [line for line in other.stderr.splitlines() if line.startswith("rlab:")]
     assert other.returncode == 2 and len(errors) == 1 and "params.k1" in errors[0], other.stderr
 
 
 def test_bm25_with_the_train_stage_is_a_config_error(tiny_beir, tmp_path):
-    args = ["model=bm25", "stages=[train,index,evaluate]", "data.name=tiny", "data.download=false"]
+    args = ["index=bm25", "stages=[train,index,evaluate]", "data.name=tiny", "data.download=false"]
     result = run_rlab(args, tmp_path / "run", tiny_beir, timeout=300)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("rlab:")]
@@ -163,3 +168,17 @@ def test_bm25_with_the_train_stage_is_a_config_error(tiny_beir, tmp_path):
     assert "model" in errors[0] and "stages=[index,evaluate]" in errors[0]
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "run.json").exists() and not (tmp_path / "run" / "index").exists()
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    (["model=none", "stages=[index,evaluate]"], "model: null, but the index (FlatIndex) searches a model's embeddings"),
+    (["index=bm25", "model=minilm"], "index: BM25Index searches the texts themselves"),
+])
+def test_model_and_index_must_fit_together(overrides, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        _validated(overrides)
+
+
+def test_index_bm25_runs_without_a_model():
+    assert compose_config(["index=bm25"]).model is None
+    _validated(["index=bm25", "stages=[index,evaluate]"])

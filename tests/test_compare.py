@@ -156,11 +156,11 @@ def test_overrides_that_leave_the_resolved_config_unchanged_do_not_split_or_labe
     config = {"data": {"name": "scifact"}, "model": {"_target_": "BiEncoder"}}
     bm25 = {"data": {"name": "scifact"}, "model": {"_target_": "BM25Index"}}
     for name, overrides, seed, cfg in (("a", [], 1, config), ("b", ["data.name=scifact", "logger=wandb"], 2, config),
-                                       ("c", ["model=bm25"], 1, bm25)):
+                                       ("c", ["index=bm25"], 1, bm25)):
         make_run(tmp_path / "runs" / name, overrides, ndcg=0.5, seed=seed)
         RunLayout(tmp_path / "runs" / name).config.write_text(yaml.safe_dump({**cfg, "seed": seed}))
     groups = group_runs(load_runs([tmp_path / "runs"]))
-    assert [(g.label, g.n) for g in groups] == [("runs", 2), ("model=bm25", 1)]  # no override left: the dir
+    assert [(g.label, g.n) for g in groups] == [("runs", 2), ("index=bm25", 1)]  # no override left: the dir
 
 
 def test_a_choice_the_config_lacks_still_splits_seed_groups(tmp_path: Path):

@@ -14,8 +14,9 @@ from retrieval_lab.models.export import export_model
 from retrieval_lab.stages.teach import teach
 from retrieval_lab.teachers import BiEncoderTeacher
 from retrieval_lab.training.datamodule import ContrastiveDataModule
+from retrieval_lab.training.training_set import judged_pairs
 from retrieval_lab.training.module import loss_inputs
-from retrieval_lab.training.query_distillation import corpus_sentences
+from retrieval_lab.training.training_set import corpus_sentences
 from tests.conftest import run_rlab
 from tests.test_model import TINY, tiny
 
@@ -84,16 +85,19 @@ def test_the_in_batch_teacher_scores_every_query_against_every_column(tiny_beir:
     model = tiny()
     corpus_ids = list(dataset.corpus)
     negatives = {q: [(corpus_ids[-1 - i], None), (corpus_ids[i], None)] for i, q in enumerate(dataset.qrels["train"])}
-    dm = ContrastiveDataModule(dataset, model.tokenization, "train", 4, TEMPLATE, seed=0, negatives=negatives,
-                               negatives_per_pair=1)
+    training_set = judged_pairs(dataset, "train", TEMPLATE).with_negatives(negatives, 1, seed=0)
     torch.manual_seed(3)
     teacher = BiEncoderTeacher(BiEncoder(**TINY))  # another random model than the student
-    record = teach(None, frozenset({"teacher_batch"}), dm, "train", TEMPLATE, "unused", in_batch_teacher=teacher)
-    assert record["in_batch"]["queries"] == 30 and record["in_batch"]["documents"] == len({d for _, d in dm.scored_pairs()})
-    batch = dm.collate(dm.pairs[:4])
+    taught, record = teach(training_set, frozenset({"teacher_batch"}), None, "unused", in_batch_teacher=teacher)
+    assert training_set.in_batch_teacher is None  # the stage gives a new training set
+    assert record["in_batch"]["queries"] == 30
+    assert record["in_batch"]["documents"] == len({d for _, d in training_set.scored_pairs()})
+    dm = ContrastiveDataModule(taught, model.tokenization, 4, seed=0)
+    pairs = list(taught.pairs[:4])
+    batch = dm.collate(pairs)
     inputs = loss_inputs(model, batch, gather=False)
     columns = [corpus_ids[k] for k in batch["doc_keys"].tolist()]
-    expected = (teacher.query_embeddings(dataset, [p.query_id for p in dm.pairs[:4]])
+    expected = (teacher.query_embeddings(dataset, [p.query_id for p in pairs])
                 @ teacher.doc_embeddings(dataset, columns, TEMPLATE).T)
     assert inputs.teacher_batch.shape == (4, 8)
     torch.testing.assert_close(inputs.teacher_batch, torch.from_numpy(expected), rtol=1e-4, atol=1e-5)

@@ -10,6 +10,7 @@ from retrieval_lab.embedding_cache import CorpusEmbeddings
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import read_run
 from retrieval_lab.index import FlatIndex
+from retrieval_lab.retrievers import DenseRetriever
 from retrieval_lab.run_layout import RunLayout
 from retrieval_lab.stages.evaluate import Evaluator
 from tests.test_model import tiny
@@ -36,7 +37,7 @@ def _evaluate(tmp_path: Path, ignore: bool) -> tuple[dict, dict]:
     out = tmp_path / ("ignore" if ignore else "keep")
     out.mkdir()
     evaluator = Evaluator(split="test", k=5, metrics=["ndcg@10", "recall@10"], ignore_identical_ids=ignore)
-    metrics = evaluator(model, dataset, index, corpus, out, batch_size=4, progress=False)
+    metrics = evaluator(DenseRetriever(model, index, corpus, batch_size=4), dataset, out)
     return metrics, read_run(RunLayout(out).run_file)
 
 

@@ -22,6 +22,7 @@ from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
 from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import RetrieverModule
+from retrieval_lab.training.training_set import judged_pairs
 from tests.conftest import compose_config, run_rlab
 from tests.test_model import tiny
 
@@ -29,8 +30,10 @@ TEMPLATE = "{title} {text}"
 
 
 def _datamodule(dataset, model, negatives, per_pair, **kwargs) -> ContrastiveDataModule:
-    return ContrastiveDataModule(dataset, model.tokenization, "train", 4, TEMPLATE, seed=0,
-                                 negatives=negatives, negatives_per_pair=per_pair, **kwargs)
+    training_set = judged_pairs(dataset, "train", TEMPLATE)
+    if negatives is not None:
+        training_set = training_set.with_negatives(negatives, per_pair, seed=0)
+    return ContrastiveDataModule(training_set, model.tokenization, 4, seed=0, **kwargs)
 
 
 def test_pairs_carry_their_negatives_as_extra_columns_never_a_positive(tiny_beir: Path):
@@ -41,7 +44,7 @@ def test_pairs_carry_their_negatives_as_extra_columns_never_a_positive(tiny_beir
     negatives = {"q0": [(positive["q0"], 9.0), ("d50", 1.0)], "q2": [("d51", 2.0), ("d52", 1.0)]}
     dm = _datamodule(dataset, model, negatives, 2, picker=NegativePicker("top"))
     keys = {d: i for i, d in enumerate(dataset.corpus)}
-    pairs = [p for p in dm.pairs if p.query_id in ("q0", "q1", "q2")]
+    pairs = [p for p in dm.training_set.pairs if p.query_id in ("q0", "q1", "q2")]
     batch = dm.collate(pairs)
     assert batch["doc"]["input_ids"].shape[0] == batch["doc_keys"].shape[0] == 3 + 3 * 2
     columns = batch["doc_keys"].tolist()
@@ -51,7 +54,7 @@ def test_pairs_carry_their_negatives_as_extra_columns_never_a_positive(tiny_beir
     assert by_query["q0"][0] == keys["d50"]  # the positive was dropped; a random doc tops it up
     for query_id, cols in by_query.items():
         assert keys[positive[query_id]] not in cols and len(set(cols)) == 2
-    assert dm.topped_up == 1 + 2 * 28  # q0 lacks one, the 28 queries without negatives two each
+    assert dm.training_set.topped_up == 1 + 2 * 28  # q0 lacks one, the 28 queries without negatives two each
     assert batch["pair_columns"].tolist() == [[0, 3, 4], [1, 5, 6], [2, 7, 8]]
     assert dm.collate(pairs)["doc_keys"][3:].tolist() == columns[3:]  # the filled pools are fixed
 
@@ -60,17 +63,18 @@ def test_batches_carry_the_teachers_score_of_each_pair(tiny_beir: Path):
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
     model = tiny()
     dm = _datamodule(dataset, model, {"q0": [("d50", 1.0), ("d51", 0.5)]}, 2, picker=NegativePicker("top"))
-    pairs = dm.scored_pairs()
+    pairs = dm.training_set.scored_pairs()
     assert len(pairs) == 30 * 3 and ("q0", "d50") in pairs and ("q0", "d0") in pairs
-    dm.teacher_scores = {pair: float(i) for i, pair in enumerate(pairs)}
-    batch_pairs = [p for p in dm.pairs if p.query_id in ("q0", "q1")]
+    scores = {pair: float(i) for i, pair in enumerate(pairs)}
+    dm.use(dm.training_set.with_teaching(teacher_scores=scores))
+    batch_pairs = [p for p in dm.training_set.pairs if p.query_id in ("q0", "q1")]
     batch = dm.collate(batch_pairs)
     ids = list(dataset.corpus)
     for row, pair in enumerate(batch_pairs):
         docs = [ids[k] for k in batch["doc_keys"][batch["pair_columns"][row]].tolist()]
         assert docs[0] == pair.doc_id
-        assert batch["teacher_pairs"][row].tolist() == [dm.teacher_scores[(pair.query_id, d)] for d in docs]
-    del dm.teacher_scores[("q0", "d50")]
+        assert batch["teacher_pairs"][row].tolist() == [scores[(pair.query_id, d)] for d in docs]
+    del scores[("q0", "d50")]
     with pytest.raises(DataError, match="no score for .*'q0', 'd50'"):
         dm.collate(batch_pairs)
 
@@ -99,7 +103,7 @@ def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
 
     class Probe(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            served.append((trainer.global_step, dict(dm.negatives)))
+            served.append((trainer.global_step, dict(dm.training_set.negatives)))
 
     module = RetrieverModule(model, InfoNCE(0.05), optimizer=lambda g: torch.optim.AdamW(g, lr=3e-3))
     trainer = pl.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, callbacks=[refresh, Probe()],
@@ -108,11 +112,11 @@ def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
     assert [entry["step"] for entry in refresh.history] == [3, 6, 9, 12, 15]  # 8 steps per epoch
     assert miner.history() == {"refreshes": refresh.history}
     assert any(entry["changed"] > 0 for entry in refresh.history)
-    assert dm.negatives != start.negatives  # the module serves the refreshed negatives
+    assert dm.training_set.negatives != start.negatives  # the module serves the refreshed negatives
     before = [n for step, n in served if step < 3]
     after = [n for step, n in served if 3 <= step < 6]
     assert before and after and all(n == start.negatives for n in before) and after[0] != start.negatives
-    for negatives in dm.negatives.values():
+    for negatives in dm.training_set.negatives.values():
         assert len(negatives) == 2
 
 
@@ -179,12 +183,12 @@ def test_tas_balanced_loader_batches_hold_one_query_cluster(tiny_beir: Path):
     model = tiny()
     factory = topic_batches(model, dataset, n_clusters=4, batch_size=4, seed=0, iterations=10, encode_batch_size=16)
     dm = _datamodule(dataset, model, None, 0, batch_sampler=factory)
-    query_ids = sorted({p.query_id for p in dm.pairs})
+    query_ids = sorted({p.query_id for p in dm.training_set.pairs})
     embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query", 16, progress=False)
     cluster = dict(zip(query_ids, cluster_queries(embeddings, 4, seed=0, iterations=10).tolist()))
     texts = {dataset.queries[q]: q for q in query_ids}
     batches = list(dm.train_dataloader())
-    assert sum(len(b["doc_keys"]) for b in batches) == len(dm.pairs)
+    assert sum(len(b["doc_keys"]) for b in batches) == len(dm.training_set.pairs)
     for batch in batches:
         decoded = model.tokenization.tokenizer.batch_decode(batch["query"]["input_ids"], skip_special_tokens=True)
         clusters = {cluster[q] for text, q in texts.items() for d in decoded if d == text.lower()}

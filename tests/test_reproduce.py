@@ -88,7 +88,7 @@ def test_the_scifact_spec_is_valid():
     rows = {r.name: r for r in spec.rows}
     assert set(rows) == {"minilm_zero_shot", "bm25", "bm25_no_stemmer", "minilm_fine_tune"}
     assert rows["minilm_zero_shot"].expected == {"ndcg@10": 0.6451, "recall@100": 0.925}
-    assert rows["minilm_fine_tune"].overrides == [] and "model=bm25" in rows["bm25"].overrides
+    assert rows["minilm_fine_tune"].overrides == [] and "index=bm25" in rows["bm25"].overrides
     # Every row says where its pins were measured; a trained row, at which precision.
     assert all(row.measured_at.get("cpu") for row in spec.rows)
     assert rows["minilm_fine_tune"].measured_at["precision"] in ("bf16-mixed", "32-true")
@@ -102,7 +102,7 @@ def test_the_scifact_spec_is_valid():
         ("rows: [{name: a, expected: {}}]", "rows[0].expected: expected a non-empty mapping"),
         ("rows: [{name: a/b, expected: {ndcg@10: 0.5}}]", "rows[0].name: expected a name"),
         ("rows: [{name: a, expect: {ndcg@10: 0.5}}]", "rows[0].expect: unknown key"),
-        ("rows: [{name: a, overrides: model=bm25, expected: {ndcg@10: 0.5}}]",
+        ("rows: [{name: a, overrides: index=bm25, expected: {ndcg@10: 0.5}}]",
          "rows[0].overrides: expected a list"),
         ("rows: [{name: a, expected: {m: 1}}, {name: a, expected: {m: 1}}]", "duplicate row name 'a'"),
         ("rows: [{name: a, expected: {m: 1}]", "malformed YAML"),
@@ -149,7 +149,7 @@ def test_dry_run_prints_each_command_and_runs_nothing(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and "-m retrieval_lab data.name=scifact" in lines[0]
     assert lines[0].endswith(f"paths.cache_dir=/tmp/c hydra.run.dir={out / 'minilm_zero_shot'}")
-    assert "model=bm25 'stages=[index,evaluate]'" in lines[1]
+    assert "index=bm25 'stages=[index,evaluate]'" in lines[1]
     assert not out.exists()
 
 
@@ -159,11 +159,11 @@ TINY_SPEC = {
     "rows": [
         {"name": "tiny_zero_shot", "overrides": ["model=tiny", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.2461, "recall@10": 0.5}},
-        {"name": "bm25", "overrides": ["model=bm25", "stages=[index,evaluate]"],
+        {"name": "bm25", "overrides": ["index=bm25", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.7079, "recall@10": 0.9997}},  # recall@10 is 1.0: OKish
-        {"name": "bm25_wrong", "overrides": ["model=bm25", "stages=[index,evaluate]"],
+        {"name": "bm25_wrong", "overrides": ["index=bm25", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.7179}},
-        {"name": "bm25_trained", "overrides": ["model=bm25"], "expected": {"ndcg@10": 0.7079}},
+        {"name": "bm25_trained", "overrides": ["index=bm25"], "expected": {"ndcg@10": 0.7079}},
         # Wrong for any other precision, right for the one it encodes in: its own pin decides.
         {"name": "tiny_pinned_for_fp32", "overrides": ["model=tiny", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.9}, "expected_at": {"32-true": {"ndcg@10": 0.2461}}},

@@ -12,11 +12,12 @@ from retrieval_lab.evaluation import read_run
 from retrieval_lab.index.saved import INFO_FILE
 from retrieval_lab.lexical import BM25Index
 from retrieval_lab.lexical.bm25 import DOC_IDS_FILE
-from retrieval_lab.record import RECORD_FILE, RunRecord
+from retrieval_lab.record import RunRecord
 from retrieval_lab.reproduce.cli import run_precision
-from retrieval_lab.run_layout import INDEX_DOC_IDS_FILE, INDEX_INFO_FILE, TRACKED_FILES, RunLayout
+from retrieval_lab.run_layout import INDEX_DOC_IDS_FILE, INDEX_INFO_FILE, RECORD_FILE, TRACKED_FILES, RunLayout
+from retrieval_lab.settings import RunSettings
 from retrieval_lab.stages.evaluate import Evaluator
-from retrieval_lab.stages.index import build_bm25_index
+from retrieval_lab.stages.index import build_index
 from retrieval_lab.sweep_summary import summarize
 
 # Spelled out on purpose: run directories written by every earlier version use these names.
@@ -29,6 +30,7 @@ NAMES = {
     "run_file": "run.trec",
     "first_stage_run_file": "run_first_stage.trec",
     "model_dir": "model",
+    "training_set_dir": "training_set",
     "index_dir": "index",
     "index_info": "index/index.json",
     "index_doc_ids": "index/doc_ids.txt",
@@ -61,14 +63,15 @@ def test_a_run_written_through_the_layout_is_read_back_by_every_reader(tmp_path:
     run_dir = sweep / "0"
     run_dir.mkdir(parents=True)
     layout = RunLayout(run_dir)
-    overrides = ["model=bm25", "seed=3"]
-    layout.config.write_text(yaml.safe_dump({"seed": 3, "model": {"k1": 1.5}}))
+    overrides = ["index=bm25", "seed=3"]
+    layout.config.write_text(yaml.safe_dump({"seed": 3, "index": {"k1": 1.5}}))
     record = RunRecord(run_dir, seed=3, overrides=overrides,
                        precision={"encode": {"precision": "32-true"}})
     dataset = _dataset()
-    index = build_bm25_index(BM25Index(), dataset, "{title} {text}", layout.index_dir, progress=False)
+    retriever = build_index(BM25Index(), None, dataset, RunSettings("{title} {text}", tmp_path / "cache"),
+                            layout.index_dir)
     metrics = Evaluator(split="test", k=3, metrics=["ndcg@10", "recall@10"], latency_queries=2)(
-        index, dataset, index, None, run_dir, batch_size=2, progress=False)
+        retriever, dataset, run_dir)
     record.update(metrics=metrics)
     record.finish()
 
@@ -81,9 +84,9 @@ def test_a_run_written_through_the_layout_is_read_back_by_every_reader(tmp_path:
     # rlab-compare
     assert find_run_dirs([sweep]) == [run_dir.resolve()]
     run = load_run(run_dir)
-    assert run.ok and run.seed == 3 and run.overrides == {"model": "bm25", "seed": "3"}
+    assert run.ok and run.seed == 3 and run.overrides == {"index": "bm25", "seed": "3"}
     assert run.metrics == metrics == json.loads(layout.metrics.read_text())["metrics"]
-    assert run.config == {"seed": 3, "model": {"k1": 1.5}}
+    assert run.config == {"seed": 3, "index": {"k1": 1.5}}
     per_query = load_per_query(run, "recall@10")
     assert sorted(per_query.index) == ["q1", "q2", "q3"] and per_query["q1"] == 1.0
     # rlab-reproduce

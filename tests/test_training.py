@@ -6,6 +6,7 @@ import torch
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.training.datamodule import ContrastiveDataModule
+from retrieval_lab.training.training_set import judged_pairs
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.schedule import linear_warmup_decay
 from tests.test_model import tiny
@@ -23,7 +24,7 @@ def test_encoder_trains_in_train_mode_and_learns(tiny_beir):
     model = tiny()
     model.eval()  # as from_pretrained leaves it
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
-    dm = ContrastiveDataModule(dataset, model.tokenization, "train", 8, "{title} {text}", seed=0)
+    dm = ContrastiveDataModule(judged_pairs(dataset, "train", "{title} {text}"), model.tokenization, 8, seed=0)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     module = RetrieverModule(
         model, InfoNCE(0.05),

@@ -45,7 +45,7 @@ class RunSchema:
     stages: list[str] = field(default_factory=lambda: list(STAGES))
     data: DataSchema = field(default_factory=DataSchema)
     paths: PathsSchema = field(default_factory=PathsSchema)
-    model: Any = MISSING
+    model: Optional[Any] = MISSING  # null: the index reads the texts (index=bm25)
     objective: Any = MISSING
     optimizer: Any = MISSING
     scheduler: Any = MISSING

@@ -12,8 +12,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from retrieval_lab.config.rules import component_class
 from retrieval_lab.config.schema import STAGES, RunSchema
+from retrieval_lab.models.base import Model
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.weighted_sum import WeightedSum
+from retrieval_lab.retrievers.base import Retriever
 from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
@@ -41,8 +43,7 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("load_index", "set, but stages also builds an index: drop one of them")
     if "evaluate" in container["stages"] and not ("index" in container["stages"] or container["load_index"]):
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
-    if "train" in container["stages"]:
-        _check_trainable(container["model"])
+    _check_model_and_index(container)
     _check_indexable(container)
     _check_teachers(container)
     _check_teacher_pairs(container)
@@ -99,7 +100,7 @@ def _targets(node: Any) -> list[str]:
 
 def _check_teacher_pairs(container: dict[str, Any]) -> None:
     """A teacher scores each query's positive against its hard negatives, once, before training."""
-    if not (container.get("teacher") and _objective_needs(container) & {"teacher_pairs", "teacher_batch"}):
+    if not (container.get("teacher") and _objective_needs(container) & {Need.TEACHER_PAIRS, Need.TEACHER_BATCH}):
         return
     miner = component_class(container.get("miner"))
     if miner is None:
@@ -114,15 +115,15 @@ def _check_teachers(container: dict[str, Any]) -> None:
     """The objective's needs and the teachers set must match: a missing teacher fails here rather
     than at the first training step, and a teacher nothing reads is a mistake, not a no-op."""
     needs = _objective_needs(container)
-    if needs & {"teacher_pairs", "teacher_query"} and not container.get("teacher"):
-        raise ConfigError("teacher", f"the objective reads {sorted(needs - {'teacher_batch'})} from a teacher: "
+    if needs & {Need.TEACHER_PAIRS, Need.TEACHER_QUERY} and not container.get("teacher"):
+        raise ConfigError("teacher", f"the objective reads {sorted(needs - {Need.TEACHER_BATCH})} from a teacher: "
                           "choose one (teacher=cross_encoder, bi_encoder, bm25, ensemble, file)")
     in_batch = container.get("in_batch_teacher")
-    if "teacher_batch" in needs and not in_batch:
+    if Need.TEACHER_BATCH in needs and not in_batch:
         raise ConfigError("in_batch_teacher", "the objective reads in-batch teacher scores: set in_batch_teacher "
                           "to a bi-encoder teacher (objective=dual_teacher has in_batch_teacher.path)")
     if in_batch:
-        if "teacher_batch" not in needs:
+        if Need.TEACHER_BATCH not in needs:
             raise ConfigError("in_batch_teacher", "the objective reads no in-batch teacher scores "
                               "(objective=dual_teacher does); drop in_batch_teacher")
         target = in_batch.get("_target_") if isinstance(in_batch, Mapping) else None
@@ -182,23 +183,39 @@ def _objective_needs(container: dict[str, Any]) -> set[Need]:
 
 
 def _check_indexable(container: dict[str, Any]) -> None:
-    """A model whose class sets ``indexable = False`` (a cross-encoder) scores pairs: it can be
-    trained, and re-rank (evaluator.rerank), but neither index a corpus nor mine with its own model."""
+    """The model must be a :class:`Model`; one that is not ``indexable`` (a cross-encoder) scores
+    pairs: it can be trained, and re-rank (evaluator.rerank), but neither index a corpus nor mine
+    with its own model."""
     model = container["model"]
     target = model.get("_target_") if isinstance(model, Mapping) else None
-    if not target or getattr(_import_target(target, "model"), "indexable", True):
+    if not target:
         return
-    if "index" in container["stages"] or "evaluate" in container["stages"]:
+    cls = _import_target(target, "model._target_")
+    if not (inspect.isclass(cls) and issubclass(cls, Model)):
+        raise ConfigError("model._target_", f"{target!r} is not a model: a model subclasses "
+                          "retrieval_lab.models.base.Model (indexable, encoding_contract(), export())")
+    if not cls.indexable and ("index" in container["stages"] or "evaluate" in container["stages"]):
         raise ConfigError("stages", f"model ({target}) scores (query, document) pairs and cannot index a corpus: "
                           "train it with stages=[train], then re-rank with evaluator.rerank=<its export>")
 
 
-def _check_trainable(model: Any) -> None:
-    """A model whose class sets ``trainable = False`` (BM25: no weights) cannot be trained."""
-    target = model.get("_target_") if isinstance(model, Mapping) else None
-    if target and not getattr(_import_target(target, "model"), "trainable", True):
-        raise ConfigError("stages", f"includes train, but model ({target}) has nothing to train: "
+def _check_model_and_index(container: dict[str, Any]) -> None:
+    """A run without a model (index=bm25 sets ``model: null``) trains nothing, and its index must
+    read the texts itself (a :class:`Retriever`, BM25); a vector index needs a model's embeddings,
+    and a lexical index would leave a trained model unused."""
+    stages, model = container["stages"], container["model"]
+    uses_index = "index" in stages or bool(container.get("load_index"))
+    index = component_class(container.get("index")) if uses_index else None
+    lexical = index is not None and issubclass(index, Retriever)
+    if model is None and "train" in stages:
+        raise ConfigError("stages", "includes train, but the run has no model (index=bm25 reads the texts): "
                           "use stages=[index,evaluate]")
+    if model is None and index is not None and not lexical:
+        raise ConfigError("model", f"null, but the index ({index.__name__}) searches a model's embeddings: "
+                          "choose a model (model=minilm, ...)")
+    if lexical and model is not None and "train" in stages:
+        raise ConfigError("index", f"{index.__name__} searches the texts themselves: the trained model would go "
+                          "unused; choose a vector index (index=flat, ...) or drop train from stages")
 
 
 def _check_targets(node: Any, path: str) -> None:

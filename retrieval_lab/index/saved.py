@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_lab.atomic import atomic_write_json
-
-INFO_FILE = "index.json"
+from retrieval_lab.run_layout import INDEX_INFO_FILE as INFO_FILE
 
 
 class IndexMismatchError(ValueError):

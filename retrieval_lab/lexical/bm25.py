@@ -16,16 +16,18 @@ import numpy as np
 
 from retrieval_lab.atomic import atomic_directory, atomic_write_text
 from retrieval_lab.index.saved import IndexMismatchError, check_expected, read_index_info, save_index_dir
+from retrieval_lab.index_profile import latency_report, size_report
 from retrieval_lab.lexical.analyzer import (
     TOKEN_PATTERN,
     Analyzer,
     StemmerName,
     StopwordsName,
 )
+from retrieval_lab.retrievers.base import Retrieval, Retriever
+from retrieval_lab.run_layout import INDEX_DOC_IDS_FILE as DOC_IDS_FILE
 
 Method = Literal["lucene", "robertson", "atire", "bm25l", "bm25+"]
 BM25S_DIR = "bm25s"  # bm25s's own files (sparse score matrix, vocabulary, its parameters)
-DOC_IDS_FILE = "doc_ids.txt"
 
 
 def corpus_sha256(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
@@ -38,7 +40,7 @@ def corpus_sha256(doc_ids: Sequence[str], texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-class BM25Index:
+class BM25Index(Retriever):
     """BM25 (bm25s's sparse, precomputed scores) with its text analysis.
 
     Args:
@@ -54,7 +56,6 @@ class BM25Index:
     """
 
     kind: ClassVar[str] = "bm25"
-    trainable: ClassVar[bool] = False  # no weights: config validation refuses the train stage
 
     def __init__(
         self,
@@ -139,6 +140,21 @@ class BM25Index:
             {self.doc_ids[r]: float(s) for r, s in zip(q_rows, q_scores) if s > 0}
             for q_rows, q_scores in zip(rows.tolist(), scores.tolist())
         ]
+
+    def retrieve(self, queries: dict[str, str], k: int) -> Retrieval:
+        start = time.perf_counter()
+        hits = self.search(list(queries.values()), k)
+        return Retrieval(dict(zip(queries, hits)), time.perf_counter() - start)
+
+    def profile(self, queries: dict[str, str], retrieval: Retrieval, k: int,
+                latency_queries: int) -> dict[str, Any]:
+        """A vector index's report less recall against exact search (BM25 is exact): size of the
+        score matrix, build time, per-query latency (query analysis included), QPS."""
+        report = size_report(self, self.nbytes())
+        texts = list(queries.values())
+        report.update(latency_report(lambda query: self.search([query], k), texts[:latency_queries]))
+        report["qps"] = round(len(texts) / retrieval.seconds, 1)
+        return report
 
     def score(self, query: str, doc_ids: Sequence[str]) -> np.ndarray:
         """BM25 score of each of ``doc_ids`` for ``query`` (float32; 0 where no term is shared),

@@ -9,7 +9,7 @@ import numpy as np
 
 from retrieval_lab.config.rules import Rule, component_class
 from retrieval_lab.data.beir import BeirDataset, document_text
-from retrieval_lab.embedding_cache import corpus_embeddings, model_fingerprint
+from retrieval_lab.embedding_cache import EMBEDDINGS_CACHE, corpus_embeddings, model_fingerprint
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.index import FlatIndex
 from retrieval_lab.mining.miner import RankingMiner, Ranking
@@ -78,7 +78,7 @@ class DenseMiner(RankingMiner):
 
     def _corpus(self, model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[list[str], np.ndarray]:
         if self.cache_dir is not None:
-            cached = corpus_embeddings(model, dataset, doc_template, self.cache_dir / "embeddings",
+            cached = corpus_embeddings(model, dataset, doc_template, self.cache_dir / EMBEDDINGS_CACHE,
                                        self.batch_size, progress=self.progress)
             return cached.doc_ids, cached.embeddings
         texts = [document_text(doc, doc_template) for doc in dataset.corpus.values()]

@@ -32,7 +32,7 @@ def changed_share(old: Negatives, new: Negatives) -> float:
 
 class NegativeRefresh(pl.Callback):
     """Every ``every_n_steps`` steps, ``miner`` re-mines with the model being trained (seeded with
-    its seed plus the step) and the data module takes the new negatives."""
+    its seed plus the step) and the data module takes the training set with the new negatives."""
 
     def __init__(self, miner: DenseMiner, every_n_steps: int, dataset: BeirDataset, split: str,
                  doc_template: str) -> None:
@@ -54,8 +54,9 @@ class NegativeRefresh(pl.Callback):
         start = time.perf_counter()
         result = self.miner.mine(self.dataset, self.split, self.doc_template, pl_module.model,
                                  seed=self.miner.seed + step)
-        changed = changed_share(datamodule.negatives, result.negatives)
-        datamodule.set_negatives(result.negatives)
+        current = datamodule.training_set
+        changed = changed_share(current.negatives, result.negatives)
+        datamodule.use(current.with_negatives(result.negatives, current.negatives_per_pair, self.miner.seed + step))
         entry = {"step": step, "seconds": round(time.perf_counter() - start, 2), "changed": round(changed, 4),
                  **result.summary()}
         self.history.append(entry)

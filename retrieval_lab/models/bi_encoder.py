@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BatchEncoding
 
+from retrieval_lab.models.base import Model
 from retrieval_lab.models.loading import resolve_model_path
 from retrieval_lab.models.pooling import Pooling, pool
 from retrieval_lab.models.tokenization import Side, Tokenization
@@ -29,7 +30,7 @@ class TowerOptions:
     frozen: bool = False
 
 
-class BiEncoder(nn.Module):
+class BiEncoder(Model):
     """Encodes queries and documents into one vector space.
 
     Args:
@@ -137,6 +138,14 @@ class BiEncoder(nn.Module):
         if self.truncate_dim is not None:
             embeddings = embeddings[:, : self.truncate_dim]
         return F.normalize(embeddings, dim=-1) if self.normalize else embeddings
+
+    indexable = True
+
+    def export(self, out_dir: str | Path) -> Path:
+        """The sentence-transformers export (:func:`~retrieval_lab.models.export.export_model`)."""
+        from retrieval_lab.models.export import export_model  # it imports this module
+
+        return export_model(self, out_dir)
 
     def encoding_contract(self) -> dict[str, Any]:
         """Everything besides the weights that decides an embedding; recorded with every run."""

@@ -14,10 +14,11 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from retrieval_lab.atomic import atomic_directory
+from retrieval_lab.models.base import Model
 from retrieval_lab.models.loading import resolve_model_path
 
 
-class CrossEncoder(nn.Module):
+class CrossEncoder(Model):
     """Args: ``name_or_path`` (a pretrained body, e.g. MiniLM, gets a new one-logit head; an
     exported cross-encoder keeps its own), ``max_length`` of the joint input, ``random_init`` and
     ``config_overrides`` as for the bi-encoder (tiny test models)."""
@@ -35,7 +36,6 @@ class CrossEncoder(nn.Module):
         else:
             self.model = AutoModelForSequenceClassification.from_pretrained(path, **overrides)
 
-    trainable = True
     indexable = False  # it scores (query, document) pairs: nothing to put in an index
 
     def encoding_contract(self) -> dict[str, Any]:

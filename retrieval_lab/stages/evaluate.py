@@ -1,38 +1,19 @@
-"""Stage ``evaluate``: search the index with the split's queries, write the run, score it."""
+"""Stage ``evaluate``: the retriever searches with the split's queries; write the run, score it."""
 
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
-
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.data.beir import BeirDataset
-from retrieval_lab.embedding_cache import CorpusEmbeddings
-from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
 from retrieval_lab.evaluation.rerank import rerank
-from retrieval_lab.index.base import Index
-from retrieval_lab.index_profile import profile_bm25_index, profile_index
-from retrieval_lab.lexical import BM25Index
-from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
+from retrieval_lab.retrievers import Retriever
 from retrieval_lab.run_layout import RunLayout
-from retrieval_lab.search import search
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Retrieval:
-    """What one query set retrieved, and what the index profile needs of it."""
-
-    run: Run
-    seconds: float  # the search itself (a dense model's query encoding is not counted)
-    query_embeddings: np.ndarray | None  # None for a lexical index
 
 
 class Evaluator:
@@ -79,21 +60,12 @@ class Evaluator:
         self.rerank_batch_size = rerank_batch_size
         self.doc_template = doc_template
 
-    def __call__(
-        self,
-        model: BiEncoder | BM25Index,
-        dataset: BeirDataset,
-        index: Index | BM25Index,
-        corpus: CorpusEmbeddings | None,
-        run_dir: Path,
-        batch_size: int,
-        progress: bool,
-    ) -> dict[str, float]:
+    def __call__(self, retriever: Retriever, dataset: BeirDataset, run_dir: Path) -> dict[str, float]:
         queries = dataset.split_queries(self.split)
         # One extra hit per query with ignore_identical_ids, so k remain once the query's own
         # id is dropped.
         depth = self.k + 1 if self.ignore_identical_ids else self.k
-        retrieval = self.retrieve(model, index, corpus, queries, depth, batch_size, progress)
+        retrieval = retriever.retrieve(queries, depth)
         run = retrieval.run
         if self.ignore_identical_ids:
             run = {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k))
@@ -117,37 +89,9 @@ class Evaluator:
         atomic_write_text(layout.metrics_per_query, "\n".join(rows) + "\n")
         record |= {"num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
-            if isinstance(index, BM25Index):
-                record["index"] = profile_bm25_index(index, list(queries.values()), self.k,
-                                                     retrieval.seconds, self.latency_queries)
-            else:
-                record["index"] = profile_index(
-                    index, corpus.embeddings, retrieval.query_embeddings, self.k,
-                    retrieval.seconds, latency_queries=self.latency_queries)
+            record["index"] = retriever.profile(queries, retrieval, self.k, self.latency_queries)
             log.info("index %s", record["index"])
         atomic_write_json(layout.metrics, record)
         log.info("%s/%s: %s", dataset.name, self.split,
                  "  ".join(f"{m} {overall[m]:.4f}" for m in self.metrics))
         return overall
-
-    @staticmethod
-    def retrieve(
-        model: BiEncoder | BM25Index,
-        index: Index | BM25Index,
-        corpus: CorpusEmbeddings | None,
-        queries: dict[str, str],
-        k: int,
-        batch_size: int,
-        progress: bool,
-    ) -> Retrieval:
-        """The top ``k`` documents of each query (id -> text): a BM25 index is searched with the
-        query texts, a dense index with their embeddings under ``model``."""
-        query_ids = list(queries)
-        if isinstance(index, BM25Index):
-            start = time.perf_counter()
-            hits = index.search(list(queries.values()), k)
-            return Retrieval(dict(zip(query_ids, hits)), time.perf_counter() - start, None)
-        embeddings = encode_texts(model, list(queries.values()), "query", batch_size, progress)
-        start = time.perf_counter()
-        run = search(index, embeddings, query_ids, corpus.doc_ids, k)
-        return Retrieval(run, time.perf_counter() - start, embeddings)

@@ -1,6 +1,7 @@
 """Stage ``train``: fit the bi-encoder with Lightning, then export it."""
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from retrieval_lab.mining.miner import Miner
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
-from retrieval_lab.models.export import export_model
+from retrieval_lab.objectives.base import Objective
 from retrieval_lab.sampling import Sampler
 from retrieval_lab.training.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
@@ -22,74 +23,78 @@ from retrieval_lab.training.datamodule import ContrastiveDataModule
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.precision import PrecisionChoice
 from retrieval_lab.training.query_distillation import QueryDistillationDataModule
+from retrieval_lab.training.training_set import TrainingSet, judged_pairs, query_texts
 
 log = logging.getLogger(__name__)
 
 
-def training_data(
-    cfg: DictConfig, model: BiEncoder, objective: Any, dataset: BeirDataset, miner: Miner | None,
-    sampler: Sampler, negatives: Negatives | None = None,
-) -> ContrastiveDataModule | QueryDistillationDataModule:
-    """The training pairs of ``cfg.data``, each with its query's hard ``negatives`` if given
-    (``miner.per_pair`` of them per batch), batched as ``sampler`` says; for an objective that
-    reads queries only, the training queries (and ``data.pseudo_queries`` corpus sentences) alone."""
+@dataclass
+class Trained:
+    """What the train stage gives back besides the model it fitted in place: the trainer (its
+    ``is_global_zero`` says whether this process exports the model and carries on with the later
+    stages; its metrics) and what happened to the negatives during training (a refresh's history,
+    for the run record's ``mining`` entry)."""
+
+    trainer: pl.Trainer
+    mining_history: dict[str, Any]
+
+
+def build_training_set(cfg: DictConfig, objective: Objective, dataset: BeirDataset, miner: Miner | None,
+                       negatives: Negatives | None = None) -> TrainingSet:
+    """The training pairs of ``cfg.data``, each query with its pool of hard ``negatives`` if given
+    (``miner.per_pair`` of them per batch); for an objective that reads queries only, the training
+    queries (and ``data.pseudo_queries`` corpus sentences) alone."""
     data = cfg.data
-    if not getattr(objective, "reads_documents", True):
-        datamodule = QueryDistillationDataModule(dataset, model.tokenization, data.train_split, data.batch_size,
-                                                 cfg.seed, data.num_workers, data.get("pseudo_queries", 0))
+    if not objective.reads_documents:
+        training_set = query_texts(dataset, data.train_split, data.doc_template, data.get("pseudo_queries", 0),
+                                   cfg.seed)
+        pseudo = sum(q not in dataset.queries for q in training_set.queries)
         log.info("training on %d queries of %s/%s and %d corpus sentences as pseudo-queries",
-                 datamodule.num_queries, dataset.name, data.train_split, len(datamodule.texts) - datamodule.num_queries)
-        return datamodule
-    kind, extra = ContrastiveDataModule, {}
+                 len(training_set.queries) - pseudo, dataset.name, data.train_split, pseudo)
+        return training_set
+    training_set = judged_pairs(dataset, data.train_split, data.doc_template, data.val_queries,
+                                data.val_distractors, cfg.seed)
+    if negatives is not None:
+        training_set = training_set.with_negatives(negatives, miner.per_pair, cfg.seed)
+    log.info("training on %d pairs from %s/%s; %d queries held out for validation",
+             len(training_set.pairs), dataset.name, data.train_split, data.val_queries)
+    return training_set
+
+
+def data_module(cfg: DictConfig, model: BiEncoder | CrossEncoder, training_set: TrainingSet,
+                sampler: Sampler) -> pl.LightningDataModule:
+    """Batches of ``training_set`` for ``model``, formed as ``sampler`` says."""
+    data = cfg.data
+    if not training_set.pairs:
+        return QueryDistillationDataModule(training_set, model.tokenization, data.batch_size, cfg.seed,
+                                           data.num_workers)
+    batching = dict(batch_size=data.batch_size, seed=cfg.seed, num_workers=data.num_workers, picker=sampler.picker,
+                    batch_sampler=sampler.batch_sampler(model, training_set.dataset, data.batch_size))
     if isinstance(model, CrossEncoder):
-        kind, extra = CrossEncoderDataModule, {"cross_encoder": model}
-    datamodule = kind(
-        dataset,
-        getattr(model, "tokenization", None),
-        split=data.train_split,
-        batch_size=data.batch_size,
-        doc_template=data.doc_template,
-        val_queries=data.val_queries,
-        val_distractors=data.val_distractors,
-        seed=cfg.seed,
-        num_workers=data.num_workers,
-        negatives=negatives,
-        negatives_per_pair=miner.per_pair if negatives is not None else 0,
-        picker=sampler.picker,
-        batch_sampler=sampler.batch_sampler(model, dataset, data.batch_size),
-        **extra,
-    )
-    log.info(
-        "training on %d pairs from %s/%s; %d queries held out for validation",
-        len(datamodule.pairs),
-        dataset.name,
-        data.train_split,
-        data.val_queries,
-    )
-    return datamodule
+        return CrossEncoderDataModule(training_set, model, **batching)
+    return ContrastiveDataModule(training_set, model.tokenization, **batching)
 
 
 def train(
-    cfg: DictConfig, model: BiEncoder, objective: Any, datamodule: ContrastiveDataModule, miner: Miner | None,
-    sampler: Sampler, run_dir: Path, loggers: list[Logger], precision: PrecisionChoice,
-) -> pl.Trainer:
-    """Fits ``model`` in place on ``datamodule`` with ``objective`` in ``precision``, logging to
-    ``loggers``, with the callbacks ``miner`` needs (a refresh); returns the trainer, whose
-    ``is_global_zero`` tells whether this process is the one that exports the model and carries on
-    with the later stages."""
+    cfg: DictConfig, model: BiEncoder | CrossEncoder, objective: Objective, training_set: TrainingSet,
+    miner: Miner | None, sampler: Sampler, model_dir: Path, loggers: list[Logger], precision: PrecisionChoice,
+) -> Trained:
+    """Fits ``model`` in place on ``training_set`` with ``objective`` in ``precision``, logging to
+    ``loggers``, with the callbacks ``miner`` needs (a refresh), and exports it to ``model_dir`` on rank 0."""
     module = (CrossEncoderModule if isinstance(model, CrossEncoder) else RetrieverModule)(
         model,
         objective,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler),
     )
+    datamodule = data_module(cfg, model, training_set, sampler)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     if miner is not None:
-        callbacks += miner.callbacks(datamodule.dataset, cfg.data.train_split, cfg.data.doc_template)
+        callbacks += miner.callbacks(training_set.dataset, training_set.split, training_set.doc_template)
     trainer = instantiate(cfg.trainer, precision=precision.precision, callbacks=callbacks, logger=loggers or False,
                           **sampler.trainer_kwargs)
     trainer.fit(module, datamodule=datamodule)
     if trainer.is_global_zero:
-        path = model.export(run_dir / "model") if isinstance(model, CrossEncoder) else export_model(model, run_dir / "model")
+        path = model.export(model_dir)
         log.info("exported the trained model to %s", path)
-    return trainer
+    return Trained(trainer, miner.history() if miner is not None else {})
