@@ -37,7 +37,7 @@ def teach(training_set: TrainingSet, needs: frozenset[Need], teacher: Teacher | 
         query_ids = list(training_set.queries)
         embeddings = teacher.embed_queries(list(training_set.queries.values()))
         given["teacher_query"] = dict(zip(query_ids, embeddings))
-        pseudo = sum(q not in training_set.dataset.queries for q in query_ids)
+        pseudo = training_set.pseudo_queries
         record["query_embeddings"] = {"queries": len(query_ids) - pseudo, "pseudo_queries": pseudo,
                                       "dim": int(embeddings.shape[1])}
     if Need.TEACHER_BATCH in needs:

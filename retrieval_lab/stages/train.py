@@ -48,7 +48,7 @@ def build_training_set(cfg: DictConfig, objective: Objective, dataset: BeirDatas
     if not objective.reads_documents:
         training_set = query_texts(dataset, data.train_split, data.doc_template, data.get("pseudo_queries", 0),
                                    cfg.seed)
-        pseudo = sum(q not in dataset.queries for q in training_set.queries)
+        pseudo = training_set.pseudo_queries
         log.info("training on %d queries of %s/%s and %d corpus sentences as pseudo-queries",
                  len(training_set.queries) - pseudo, dataset.name, data.train_split, pseudo)
         return training_set

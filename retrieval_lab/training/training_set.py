@@ -113,6 +113,11 @@ class TrainingSet:
         pairs |= {(p.query_id, d) for p in self.pairs for d, _ in self.negatives.get(p.query_id, [])}
         return sorted(pairs)
 
+    @property
+    def pseudo_queries(self) -> int:
+        """How many of ``queries`` are corpus sentences (:func:`query_texts`), not the dataset's queries."""
+        return sum(q not in self.dataset.queries for q in self.queries)
+
     def summary(self) -> dict[str, int]:
         """The run record's ``training_set`` entry."""
         return {"queries": len(self.queries), "pairs": len(self.pairs),
