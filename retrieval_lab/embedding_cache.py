@@ -6,18 +6,21 @@ exactly what determines the vectors: every weight of the document tower, the tok
 pooling, normalization, document prefix and max length, the corpus file's bytes, and the document
 template. A query tower trained against a frozen document tower therefore finds the corpus
 embeddings (and index) of the model that document tower came from.
-Embeddings are written in chunks into a memory-mapped file, so the corpus's vectors never need to
-fit in RAM, and the directory is moved into place only when complete (``ContentCache``).
+Embeddings are written in chunks, with plain writes, into an ``.npy`` file, so the corpus's vectors
+never need to fit in RAM and a full disk is an error (a write into a memory-mapped sparse file would
+kill the process with SIGBUS); the directory is moved into place only when complete, and checked
+against its sidecar on every read (``ContentCache``): a bad entry is rebuilt, never used.
 """
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from retrieval_lab.content_cache import ContentCache
+from retrieval_lab.content_cache import ContentCache, CorruptEntry, DataWriter, Entry
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.fingerprint import module_fingerprint
@@ -27,6 +30,9 @@ from retrieval_lab.provenance import file_sha256
 log = logging.getLogger(__name__)
 
 EMBEDDINGS_CACHE = "embeddings"  # its folder under a run's cache_dir: <cache_dir>/embeddings/<key>/
+EMBEDDINGS_FILE = "embeddings.npy"
+DOC_IDS_FILE = "doc_ids.txt"
+FINITE_CHECK_ROWS = 1 << 16  # rows checked at a time: the check needs no copy of the whole matrix
 
 
 @dataclass
@@ -65,11 +71,12 @@ def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) ->
 
 def cached_embeddings(key: str, cache_dir: str | Path) -> CorpusEmbeddings | None:
     cache = ContentCache(cache_dir)
-    if cache.lookup(key) is None:
+    with cache.locked(key):
+        entry = cache.lookup(key, _load)
+    if entry is None:
         return None
-    path, _ = cache.paths(key)
-    log.info("embedding cache hit: %s (%s)", key, path)
-    return _load(key, path, from_cache=True)
+    log.info("embedding cache hit: %s (%s)", key, entry.path)
+    return _corpus(key, entry)
 
 
 def corpus_embeddings(
@@ -81,45 +88,57 @@ def corpus_embeddings(
     chunk_size: int = 100_000,
     progress: bool = True,
 ) -> CorpusEmbeddings:
-    """The corpus's embeddings from the cache, or encoded (in chunks) and cached."""
+    """The corpus's embeddings from the cache, or encoded (in chunks) and cached; parallel jobs
+    that need the same ones encode them once."""
     key, parts = embeddings_key(model, dataset, doc_template)
-    cached = cached_embeddings(key, cache_dir)
-    if cached is not None:
-        return cached
-
     cache = ContentCache(cache_dir)
     path, _ = cache.paths(key)
     doc_ids = list(dataset.corpus)
-    log.info("embedding cache miss: encoding %d documents of %s into %s",
-             len(doc_ids), dataset.name, path)
 
     def encode_into(tmp: Path) -> dict:
         start = time.perf_counter()
-        out = None
-        for begin in range(0, len(doc_ids), chunk_size):
-            ids = doc_ids[begin : begin + chunk_size]
-            texts = [document_text(dataset.corpus[d], doc_template) for d in ids]
-            chunk = encode_texts(model, texts, "doc", batch_size, progress)
-            if out is None:
-                out = np.lib.format.open_memmap(
-                    tmp / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(doc_ids), chunk.shape[1])
-                )
-            out[begin : begin + len(ids)] = chunk
-        out.flush()
-        del out
-        (tmp / "doc_ids.txt").write_text("".join(f"{d}\n" for d in doc_ids))
-        return {"encode_seconds": round(time.perf_counter() - start, 3)}
+        with open(tmp / EMBEDDINGS_FILE, "wb") as out:
+            for begin in range(0, len(doc_ids), chunk_size):
+                texts = [document_text(dataset.corpus[d], doc_template) for d in doc_ids[begin : begin + chunk_size]]
+                chunk = np.ascontiguousarray(encode_texts(model, texts, "doc", batch_size, progress), dtype=np.float32)
+                if begin == 0:
+                    header = {"descr": np.lib.format.dtype_to_descr(chunk.dtype), "fortran_order": False,
+                              "shape": (len(doc_ids), chunk.shape[1])}
+                    np.lib.format.write_array_header_1_0(out, header)
+                    dim = chunk.shape[1]
+                out.write(chunk.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        (tmp / DOC_IDS_FILE).write_text("".join(f"{d}\n" for d in doc_ids))
+        return {"dim": dim, "encode_seconds": round(time.perf_counter() - start, 3)}
 
-    meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
-            "encoding": model.encoding_contract()}
-    # False: a parallel job of the same sweep finished the same embeddings first: use those.
-    stored = cache.store(key, meta, encode_into)
-    return _load(key, path, from_cache=not stored)
+    def build() -> tuple[dict, DataWriter]:
+        log.info("embedding cache miss: encoding %d documents of %s into %s", len(doc_ids), dataset.name, path)
+        meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
+                "encoding": model.encoding_contract()}
+        return meta, encode_into
+
+    entry = cache.fetch(key, _load, build)
+    if entry.hit:
+        log.info("embedding cache hit: %s (%s)", key, entry.path)
+    return _corpus(key, entry)
 
 
-def _load(key: str, path: Path, from_cache: bool) -> CorpusEmbeddings:
-    embeddings = np.load(path / "embeddings.npy", mmap_mode="r")
-    doc_ids = (path / "doc_ids.txt").read_text().split("\n")[:-1]
-    if len(doc_ids) != embeddings.shape[0]:
-        raise ValueError(f"{path}: {len(doc_ids)} doc ids for {embeddings.shape[0]} embeddings; delete it")
-    return CorpusEmbeddings(key, path, embeddings, doc_ids, from_cache)
+def _load(path: Path, meta: dict) -> tuple[np.ndarray, list[str]]:
+    """The entry's embeddings (memory-mapped) and doc ids, checked against ``meta``."""
+    embeddings = np.load(path / EMBEDDINGS_FILE, mmap_mode="r")
+    doc_ids = (path / DOC_IDS_FILE).read_text().split("\n")[:-1]
+    if embeddings.shape != (meta["num_docs"], meta["dim"]) or len(doc_ids) != meta["num_docs"]:
+        raise CorruptEntry(f"{embeddings.shape[0]} x {embeddings.shape[1]} embeddings and {len(doc_ids)} doc ids, "
+                           f"its sidecar says {meta['num_docs']} x {meta['dim']}")
+    for begin in range(0, len(embeddings), FINITE_CHECK_ROWS):
+        rows = embeddings[begin : begin + FINITE_CHECK_ROWS]
+        if not np.isfinite(rows).all():
+            bad = begin + int(np.flatnonzero(~np.isfinite(rows).all(axis=1))[0])
+            raise CorruptEntry(f"{EMBEDDINGS_FILE} has non-finite values (NaN or inf), first in row {bad}")
+    return embeddings, doc_ids
+
+
+def _corpus(key: str, entry: Entry[tuple[np.ndarray, list[str]]]) -> CorpusEmbeddings:
+    embeddings, doc_ids = entry.value
+    return CorpusEmbeddings(key, entry.path, embeddings, doc_ids, from_cache=entry.hit)

@@ -1,13 +1,15 @@
-"""The one content-addressed cache: stable keys, complete entries only, data before sidecar."""
+"""The one content-addressed cache: stable keys, complete and checked entries only, data before
+sidecar, one builder per key."""
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 import retrieval_lab.content_cache as content_cache
-from retrieval_lab.content_cache import ContentCache
+from retrieval_lab.content_cache import ContentCache, CorruptEntry
 
 RECORD = {"key": "k", "what": "made it"}
 
@@ -20,6 +22,15 @@ def _write(text: str):
 
 def _fill(tmp: Path, text: str = "rows\n") -> None:
     (tmp / "data.txt").write_text(text)
+
+
+def _read(path: Path, record: dict) -> str:
+    return (path / "data.txt" if path.is_dir() else path).read_text()
+
+
+def _entries(directory: Path) -> list[str]:
+    """What is in ``directory`` but lock files."""
+    return sorted(p.name for p in directory.iterdir() if p.suffix != ".lock")
 
 
 def test_the_key_is_the_sorted_json_sha256_prefix_and_does_not_change():
@@ -36,27 +47,64 @@ def test_entry_layouts(tmp_path: Path):
     assert ContentCache(tmp_path).paths("k1") == (tmp_path / "k1", tmp_path / "k1" / "meta.json")
 
 
-def test_store_then_lookup_returns_the_record(tmp_path: Path):
+def test_store_then_lookup_returns_the_record_with_the_checksums(tmp_path: Path):
     cache = ContentCache(tmp_path, "scores", ".jsonl")
-    assert cache.lookup("k") is None
-    assert cache.store("k", RECORD, lambda tmp: (tmp.write_text("1\n"), {"seconds": 0.5})[1])
+    assert cache.lookup("k", _read) is None
+    stored = cache.store("k", RECORD, lambda tmp: (tmp.write_text("1\n"), {"seconds": 0.5})[1])
     data, sidecar = cache.paths("k")
-    assert data.read_text() == "1\n"
-    assert cache.lookup("k") == {**RECORD, "seconds": 0.5} == json.loads(sidecar.read_text())
-    assert sorted(p.name for p in (tmp_path / "scores").iterdir()) == ["k.json", "k.jsonl"]  # no temp files
+    files = {"k.jsonl": {"bytes": 2, "sha256": hashlib.sha256(b"1\n").hexdigest()}}
+    assert stored == {**RECORD, "seconds": 0.5, "files": files} == json.loads(sidecar.read_text())
+    entry = cache.lookup("k", _read)
+    assert (entry.path, entry.record, entry.value, entry.hit) == (data, stored, "1\n", True)
+    assert _entries(tmp_path / "scores") == ["k.json", "k.jsonl"]  # no temp files
+
+
+def test_a_directory_sidecar_checksums_every_file(tmp_path: Path):
+    cache = ContentCache(tmp_path)
+    def write(tmp: Path) -> None:
+        (tmp / "a").write_text("x")
+        (tmp / "b").write_text("yz")
+
+    record = cache.store("k", RECORD, write)
+    assert {name: f["bytes"] for name, f in record["files"].items()} == {"a": 1, "b": 2}
+    assert cache.lookup("k", lambda path, rec: sorted(p.name for p in path.iterdir())).value == ["a", "b", "meta.json"]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", "/"])
-def test_a_hit_needs_both_data_and_sidecar(tmp_path: Path, suffix):
+@pytest.mark.parametrize("damage", ["no sidecar", "no data", "old sidecar", "sidecar not JSON", "resized",
+                                    "same size, other bytes", "loader refuses"])
+def test_a_bad_entry_is_reported_removed_and_a_miss(tmp_path: Path, suffix, damage, caplog):
     cache = ContentCache(tmp_path, "c", suffix)
-    cache.store("k", RECORD, _fill if suffix == "/" else _write("x"))
+    cache.store("k", RECORD, _fill if suffix == "/" else _write("rows\n"))
     data, sidecar = cache.paths("k")
-    sidecar.unlink()
-    assert data.exists() and cache.lookup("k") is None
-    if suffix != "/":
-        cache.store("k", RECORD, _write("x"))
-        data.unlink()
-        assert sidecar.is_file() and cache.lookup("k") is None
+    file = data / "data.txt" if suffix == "/" else data
+    load = _read
+    if damage == "no sidecar":
+        sidecar.unlink()
+    elif damage == "no data":
+        file.unlink() if suffix == "/" else data.unlink()
+    elif damage == "old sidecar":
+        sidecar.write_text(json.dumps(RECORD))
+    elif damage == "sidecar not JSON":
+        sidecar.write_text("{")
+    elif damage == "resized":
+        file.write_text("rows\nmore\n")
+    elif damage == "same size, other bytes":
+        file.write_text("rowz\n")
+    else:
+        def load(path, record):
+            raise CorruptEntry("3 rows, its sidecar says 4")
+    with caplog.at_level(logging.WARNING):
+        assert cache.lookup("k", load) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = {"no sidecar": "has no sidecar", "no data": "data.txt is missing" if suffix == "/" else "data is missing",
+                "old sidecar": "before checksums were kept: unverifiable", "sidecar not JSON": "is not JSON",
+                "resized": "is 10 bytes, its sidecar says 5", "same size, other bytes": "does not match its sidecar's sha256",
+                "loader refuses": "3 rows, its sidecar says 4"}[damage]
+    assert len(warnings) == 1 and warnings[0].startswith(f"bad cache entry {data}: ") and expected in warnings[0]
+    assert _entries(tmp_path / "c") == []  # removed
+    cache.store("k", RECORD, _fill if suffix == "/" else _write("rows\n"))
+    assert cache.lookup("k", _read).value == "rows\n"
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", "/"])
@@ -78,7 +126,7 @@ def test_data_is_in_place_before_the_sidecar_is_written(tmp_path: Path, suffix, 
 
     monkeypatch.setattr(content_cache, "atomic_write_json", sidecar_write)
     cache.store("k", RECORD, write)
-    assert seen == [False, True] and cache.lookup("k") == RECORD
+    assert seen == [False, True] and cache.lookup("k", _read).record["what"] == "made it"
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", "/"])
@@ -90,12 +138,12 @@ def test_an_interrupted_data_write_leaves_no_entry(tmp_path: Path, suffix):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cache.store("k", RECORD, crash)
-    assert cache.lookup("k") is None
-    assert list((tmp_path / "c").iterdir()) == []  # neither the entry nor a temp file
+        cache.fetch("k", _read, lambda: (RECORD, crash))
+    assert cache.lookup("k", _read) is None
+    assert _entries(tmp_path / "c") == []  # neither the entry nor a temp file
 
 
-def test_an_interrupted_sidecar_write_leaves_no_entry(tmp_path: Path, monkeypatch):
+def test_an_interrupted_sidecar_write_leaves_no_entry(tmp_path: Path, monkeypatch, caplog):
     cache = ContentCache(tmp_path, "c", ".jsonl")
 
     def crash(path, obj):
@@ -103,29 +151,39 @@ def test_an_interrupted_sidecar_write_leaves_no_entry(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(content_cache, "atomic_write_json", crash)
     with pytest.raises(OSError, match="disk full"):
-        cache.store("k", RECORD, _write("x"))
-    assert cache.paths("k")[0].is_file() and cache.lookup("k") is None
+        cache.fetch("k", _read, lambda: (RECORD, _write("x")))
+    assert cache.paths("k")[0].is_file()
     monkeypatch.undo()
-    assert cache.store("k", RECORD, _write("x")) and cache.lookup("k") == RECORD  # the next run completes it
+    entry = cache.fetch("k", _read, lambda: (RECORD, _write("x")))  # the next run completes it
+    assert not entry.hit and entry.value == "x" and "has no sidecar" in caplog.text
 
 
-def test_a_directory_a_parallel_writer_completed_first_is_kept(tmp_path: Path):
+def test_fetch_builds_once_then_hits(tmp_path: Path):
+    cache = ContentCache(tmp_path, "c", ".jsonl")
+    builds = []
+
+    def build():
+        builds.append(1)
+        return RECORD, _write("x")
+
+    first, second = (cache.fetch("k", _read, build) for _ in range(2))
+    assert (first.hit, second.hit, first.value, second.value, len(builds)) == (False, True, "x", "x", 1)
+    assert first.record == second.record
+
+
+def test_temp_files_a_killed_writer_left_are_removed_by_the_next_build(tmp_path: Path):
     cache = ContentCache(tmp_path)
-
-    def write(tmp: Path) -> None:
-        (tmp / "data.txt").write_text("ours\n")
-        assert cache.store("k", {"by": "them"}, lambda other: _fill(other, "theirs\n"))
-
-    assert not cache.store("k", {"by": "us"}, write)
-    data, _ = cache.paths("k")
-    assert cache.lookup("k") == {"by": "them"} and (data / "data.txt").read_text() == "theirs\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["k"]
+    stale = tmp_path / ".k.dead1234"
+    stale.mkdir()
+    (stale / "data.txt").write_text("half")
+    (tmp_path / ".other.dead1234").mkdir()  # another key's: not ours to touch
+    cache.fetch("k", _read, lambda: (RECORD, _fill))
+    assert _entries(tmp_path) == [".other.dead1234", "k"]
 
 
-def test_a_directory_without_its_sidecar_is_not_replaced(tmp_path: Path):
+def test_a_directory_without_its_sidecar_heals(tmp_path: Path):
     cache = ContentCache(tmp_path)
     cache.paths("k")[0].mkdir()
     (cache.paths("k")[0] / "stray").write_text("?")
-    with pytest.raises(OSError):
-        cache.store("k", RECORD, _fill)
-    assert cache.lookup("k") is None and [p.name for p in tmp_path.iterdir()] == ["k"]
+    entry = cache.fetch("k", _read, lambda: (RECORD, _fill))
+    assert not entry.hit and entry.value == "rows\n" and not (entry.path / "stray").exists()

@@ -34,7 +34,7 @@ def test_second_call_hits_and_memory_maps(dataset, tmp_path: Path):
     assert np.allclose(second.embeddings, direct, atol=1e-6)
     meta = json.loads((second.path / "meta.json").read_text())
     assert meta["num_docs"] == 60 and meta["encoding"]["pooling"] == "mean"
-    assert [p.name for p in cache.iterdir()] == [first.key]  # no temp directories left
+    assert sorted(p.name for p in cache.iterdir()) == [first.key, f"{first.key}.lock"]  # no temp directories left
 
 
 def test_chunked_encoding_gives_the_same_matrix(dataset, tmp_path: Path):
@@ -75,11 +75,13 @@ def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
     assert changed.embeddings.shape[1] == model.dim
 
 
-def test_a_mismatched_entry_is_refused_not_loaded(dataset, tmp_path: Path):
+def test_a_mismatched_entry_is_rebuilt_not_loaded(dataset, tmp_path: Path, caplog):
     first = _embed(tiny(), dataset, tmp_path)
     (first.path / "doc_ids.txt").write_text("d1\n")  # one doc id for 60 rows
-    with pytest.raises(ValueError, match="1 doc ids for 60 embeddings; delete it"):
-        _embed(tiny(), dataset, tmp_path)
+    again = _embed(tiny(), dataset, tmp_path)
+    assert f"bad cache entry {first.path}: doc_ids.txt is 3 bytes, its sidecar says 230" in caplog.text
+    assert not again.from_cache and again.doc_ids == first.doc_ids
+    assert np.array_equal(again.embeddings, first.embeddings)
 
 
 def test_an_interrupted_encoding_leaves_no_entry(dataset, tmp_path: Path, monkeypatch):
@@ -94,6 +96,6 @@ def test_an_interrupted_encoding_leaves_no_entry(dataset, tmp_path: Path, monkey
     monkeypatch.setattr("retrieval_lab.embedding_cache.encode_texts", crash_on_the_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         _embed(tiny(), dataset, tmp_path / "cache", chunk_size=7)
-    assert len(calls) == 2 and list((tmp_path / "cache").iterdir()) == []
+    assert len(calls) == 2 and [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
     monkeypatch.undo()
     assert not _embed(tiny(), dataset, tmp_path / "cache").from_cache

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval_lab.content_cache import ContentCache
+from retrieval_lab.content_cache import ContentCache, DataWriter, expect_count
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.mining.negatives_file import Negatives, read_negatives, write_negatives
 from retrieval_lab.provenance import data_checksums
@@ -37,17 +37,21 @@ def cached_negatives(
     model: Any = None,
 ) -> tuple[Negatives, Path, dict[str, Any]]:
     """The negatives of ``split`` under ``miner`` (ranking with ``model``, if it takes one): read
-    from the cache, or mined and written there. Returns them, the file, and its record (what made
-    it, drop counts, cache hit)."""
+    from the cache, or mined and written there (once, by one of the parallel jobs that need them).
+    Returns them, the file, and its record (what made it, drop counts, checksums, cache hit)."""
     key, parts = negatives_key(miner, dataset, split, doc_template, model)
     cache = ContentCache(cache_dir, "negatives", ".jsonl")
-    path, _ = cache.paths(key)
-    record = cache.lookup(key)
-    if record is not None:
-        log.info("negatives cache hit: %s", path)
-        return read_negatives(path, dataset.corpus), path, {**record, "cache_hit": True}
-    result = miner.mine(dataset, split, doc_template, model)
-    record = {"key": key, **parts, **result.summary()}
-    cache.store(key, record, lambda tmp: write_negatives(tmp, result.negatives))
-    log.info("negatives cache miss: mined and wrote %s", path)
-    return result.negatives, path, {**record, "cache_hit": False}
+
+    def load(path: Path, record: dict[str, Any]) -> Negatives:
+        negatives = read_negatives(path, dataset.corpus)
+        expect_count(len(negatives), record, "lines", "queries")
+        return negatives
+
+    def build() -> tuple[dict[str, Any], DataWriter]:
+        result = miner.mine(dataset, split, doc_template, model)
+        record = {"key": key, **parts, **result.summary(), "lines": len(result.negatives)}
+        return record, lambda tmp: write_negatives(tmp, result.negatives)
+
+    entry = cache.fetch(key, load, build)
+    log.info("negatives cache %s: %s", "hit" if entry.hit else "miss: mined and wrote", entry.path)
+    return entry.value, entry.path, {**entry.record, "cache_hit": entry.hit}

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from retrieval_lab.content_cache import ContentCache
+from retrieval_lab.content_cache import ContentCache, DataWriter, expect_count
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.provenance import data_checksums
 from retrieval_lab.teachers.scores_file import Scores, read_scores, write_scores
@@ -28,19 +28,27 @@ def scores_key(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairId
 
 def cached_teacher_scores(teacher: Teacher, dataset: BeirDataset, split: str, pairs: PairIds,
                           doc_template: str, cache_dir: str | Path) -> tuple[Scores, Path, dict[str, Any]]:
-    """The teacher's score of every pair, from the cache or computed and written there; returns
-    them, the file and its record (with ``cache_hit``)."""
+    """The teacher's score of every pair, from the cache or computed and written there (once, by
+    one of the parallel jobs that need them); returns them, the file and its record (with
+    ``cache_hit``)."""
     unique = sorted(set(pairs))
     key, parts = scores_key(teacher, dataset, split, unique, doc_template)
     cache = ContentCache(cache_dir, "teacher_scores", ".jsonl")
-    path, _ = cache.paths(key)
-    record = cache.lookup(key)
-    if record is not None:
-        log.info("teacher scores cache hit: %s", path)
-        return read_scores(path), path, {**record, "cache_hit": True}
-    values = teacher.score(dataset, unique, doc_template)
-    scores = {pair: float(v) for pair, v in zip(unique, values)}
-    record = {"key": key, **parts}
-    cache.store(key, record, lambda tmp: write_scores(tmp, scores))
-    log.info("teacher scores cache miss: scored %d pairs into %s", len(unique), path)
-    return scores, path, {**record, "cache_hit": False}
+
+    def load(path: Path, record: dict[str, Any]) -> Scores:
+        scores = read_scores(path)
+        expect_count(len({q for q, _ in scores}), record, "lines", "queries")
+        expect_count(len(scores), record, "pairs", "pairs")
+        return scores
+
+    def build() -> tuple[dict[str, Any], DataWriter]:
+        values = teacher.score(dataset, unique, doc_template)
+        scores = {pair: float(v) for pair, v in zip(unique, values)}
+        return {"key": key, **parts, "lines": len({q for q, _ in unique})}, lambda tmp: write_scores(tmp, scores)
+
+    entry = cache.fetch(key, load, build)
+    if entry.hit:
+        log.info("teacher scores cache hit: %s", entry.path)
+    else:
+        log.info("teacher scores cache miss: scored %d pairs into %s", len(unique), entry.path)
+    return entry.value, entry.path, {**entry.record, "cache_hit": entry.hit}
