@@ -11,7 +11,8 @@ Each of them needs the same things done the same way, so they are done here once
   removed, and built again by the ordinary miss path: never used, never a crash;
 - a per-key lock (``flock`` on ``<key>.lock``) held while checking and building (``fetch``), so
   that parallel jobs needing one entry build it once and the others wait and reuse it; the kernel
-  drops the lock of a process that dies, so a crashed holder blocks nobody;
+  drops the lock of a process that dies, so a crashed holder blocks nobody (lock files stay:
+  removing one would race with a process about to take it);
 - a write that a crash cannot leave half done (``store``: the data first, into a temp path moved
   into place, then the sidecar), and that a full disk turns into a StorageError naming the path.
 
@@ -122,31 +123,31 @@ class ContentCache:
         finally:
             os.close(fd)
 
-    def problem(self, key: str) -> str | None:
-        """What is wrong with the entry's files against its sidecar; None when they agree. Call
-        only for an entry of which the data or the sidecar exists."""
+    def verified_record(self, key: str) -> dict[str, Any]:
+        """The entry's sidecar record, once its data files agree with it in size and sha256; else
+        CorruptEntry saying what is wrong. For an entry of which the data or the sidecar exists."""
         data, sidecar = self.paths(key)
         if not data.exists():
-            return "its data is missing"
+            raise CorruptEntry("its data is missing")
         if not sidecar.is_file():
-            return f"it has no sidecar {sidecar.name}"
+            raise CorruptEntry(f"it has no sidecar {sidecar.name}")
         try:
             record = json.loads(sidecar.read_text())
         except (ValueError, UnicodeDecodeError):
-            return f"its sidecar {sidecar.name} is not JSON"
+            raise CorruptEntry(f"its sidecar {sidecar.name} is not JSON") from None
         expected = record.get(FILES)
         if not isinstance(expected, dict):
-            return "it was written before checksums were kept: unverifiable"
+            raise CorruptEntry("it was written before checksums were kept: unverifiable")
         found = self.data_files(key)
         for name, want in expected.items():
             if name not in found:
-                return f"{name} is missing"
+                raise CorruptEntry(f"{name} is missing")
             size = found[name].stat().st_size
             if size != want["bytes"]:
-                return f"{name} is {size} bytes, its sidecar says {want['bytes']}"
+                raise CorruptEntry(f"{name} is {size} bytes, its sidecar says {want['bytes']}")
             if file_sha256(found[name]) != want["sha256"]:
-                return f"{name} does not match its sidecar's sha256"
-        return None
+                raise CorruptEntry(f"{name} does not match its sidecar's sha256")
+        return record
 
     def lookup(self, key: str, load: Loader[T]) -> Entry[T] | None:
         """The entry ``key`` read by ``load`` once its files agree with its sidecar; None on a
@@ -154,14 +155,11 @@ class ContentCache:
         data, sidecar = self.paths(key)
         if not (data.exists() or sidecar.exists()):
             return None
-        problem = self.problem(key)
-        if problem is None:
-            record = json.loads(sidecar.read_text())
-            try:
-                return Entry(data, record, load(data, record), hit=True)
-            except (CorruptEntry, DataError) as err:
-                problem = str(err)
-        log.warning("bad cache entry %s: %s; removed, it will be built again", data, problem)
+        try:
+            record = self.verified_record(key)
+            return Entry(data, record, load(data, record), hit=True)
+        except (CorruptEntry, DataError) as err:
+            log.warning("bad cache entry %s: %s; removed, it will be built again", data, err)
         self.remove(key)
         return None
 
@@ -175,7 +173,10 @@ class ContentCache:
             sidecar.unlink(missing_ok=True)
             data.unlink(missing_ok=True)
         for stale in self.dir.glob(f".{key}.*"):
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
     def store(self, key: str, record: Mapping[str, Any], write_data: DataWriter) -> dict[str, Any]:
         """Writes the entry: ``write_data`` fills a temporary path that replaces the data path when
