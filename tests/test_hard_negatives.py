@@ -2,11 +2,15 @@
 run, and the miners as config choices end to end (run record, cache reuse, bad settings)."""
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
@@ -18,12 +22,13 @@ from retrieval_lab.encoding import encode_texts
 from retrieval_lab.errors import DataError
 from retrieval_lab.mining import DenseMiner, DenseRefreshMiner, FileMiner, StarMiner
 from retrieval_lab.models.export import export_model
-from retrieval_lab.objectives import InfoNCE
+from retrieval_lab.objectives import InfoNCE, MarginMSE
 from retrieval_lab.sampling import NegativePicker, cluster_queries, topic_batches
 from retrieval_lab.training.datamodule import ContrastiveDataModule
-from retrieval_lab.training.module import RetrieverModule
+from retrieval_lab.training.module import RetrieverModule, contrastive_loss
 from retrieval_lab.training.training_set import judged_pairs
 from tests.conftest import compose_config, run_rlab
+from tests.test_cross_device import _free_port, _no_dropout
 from tests.test_model import tiny
 
 TEMPLATE = "{title} {text}"
@@ -186,13 +191,24 @@ def test_tas_balanced_loader_batches_hold_one_query_cluster(tiny_beir: Path):
     query_ids = sorted({p.query_id for p in dm.training_set.pairs})
     embeddings = encode_texts(model, [dataset.queries[q] for q in query_ids], "query", 16, progress=False)
     cluster = dict(zip(query_ids, cluster_queries(embeddings, 4, seed=0, iterations=10).tolist()))
-    texts = {dataset.queries[q]: q for q in query_ids}
+    texts = {dataset.queries[q].lower(): q for q in query_ids}
+    assert len(texts) == len(query_ids)  # a decoded query names its query
+    sizes = {c: list(cluster.values()).count(c) for c in set(cluster.values())}
+    assert len(sizes) == 4 and all(sizes.values()), sizes  # 4 non-empty clusters of the 30 queries
     batches = list(dm.train_dataloader())
     assert sum(len(b["doc_keys"]) for b in batches) == len(dm.training_set.pairs)
+    seen, batch_clusters = [], []
     for batch in batches:
         decoded = model.tokenization.tokenizer.batch_decode(batch["query"]["input_ids"], skip_special_tokens=True)
-        clusters = {cluster[q] for text, q in texts.items() for d in decoded if d == text.lower()}
-        assert len(clusters) == 1
+        ids = [texts[d] for d in decoded]
+        clusters = {cluster[q] for q in ids}
+        assert len(clusters) == 1, (ids, clusters)  # TAS-B: every batch from one cluster
+        batch_clusters.append(clusters.pop())
+        seen += ids
+    assert sorted(seen) == query_ids  # one epoch: every pair (one per query here) once
+    assert set(batch_clusters) == set(sizes)  # the batches come from every cluster, not one
+    # each cluster is cut into batches of 4 (its last one smaller): ceil(size / 4) batches each
+    assert {c: batch_clusters.count(c) for c in sizes} == {c: -(-n // 4) for c, n in sizes.items()}
 
 
 def test_hard_negatives_and_topic_batches_under_ddp(tiny_beir: Path, tmp_path: Path, tiny_args):
@@ -219,3 +235,84 @@ def test_the_mining_model_is_the_run_model_an_export_or_a_model_config(tmp_path:
 def test_no_miner_is_a_null_miner():
     assert compose_config(["miner=none"]).miner is None and compose_config([]).miner is None
     assert compose_config(["miner=star"]).miner._target_ == "retrieval_lab.mining.StarMiner"
+
+
+# Hard-negative columns across 2 processes: InfoNCE reads every column (in-batch and hard
+# negatives of all ranks), Margin-MSE reads each query's own columns (pair_columns, shifted by the
+# rank's offset into the gathered documents).
+HARD_OBJECTIVES = {"infonce": lambda: InfoNCE(0.05), "margin_mse": lambda: MarginMSE(student_scale=20.0)}
+
+
+def _plain(batch: dict) -> dict:
+    """The batch with its tokenizer outputs as plain dicts (torch.load reads them back)."""
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in batch.items()}
+
+
+def _hard_negative_losses(batch: dict, gather: bool) -> dict[str, tuple[torch.Tensor, dict]]:
+    """Each objective's loss and parameter gradients on ``batch`` (the tiny model, no dropout)."""
+    out = {}
+    for name, make in HARD_OBJECTIVES.items():
+        model = _no_dropout(tiny())
+        model.train()
+        loss = contrastive_loss(model, make(), batch, gather)
+        loss.backward()
+        out[name] = loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return out
+
+
+def _hard_negative_rank(rank: int, world: int, port: int, batches: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        batch = torch.load(batches)["halves"][rank]
+        results = {}
+        for name, (loss, grads) in _hard_negative_losses(batch, gather=True).items():
+            for grad in grads.values():  # what DDP does after backward
+                dist.all_reduce(grad)
+                grad /= world
+            losses = [torch.zeros_like(loss) for _ in range(world)]
+            dist.all_gather(losses, loss)
+            results[name] = {"loss": torch.stack(losses).mean(), "grads": grads}
+        if rank == 0:
+            torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_hard_negative_columns_across_two_processes_equal_one_process(tiny_beir: Path, tmp_path: Path):
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    model = tiny()
+    positive = {q: next(iter(docs)) for q, docs in dataset.qrels["train"].items()}
+    chosen = [f"q{i}" for i in range(6)]  # ranks 0 and 1 get q0-q2 and q3-q5
+    # two hard negatives each, from outside the batch, except that q0's first is q4's positive: on
+    # rank 0 it is a negative of q0 and, gathered, a false negative of q4 (rank 1) to be masked
+    negatives = {q: [(f"d{40 + 2 * i}", 2.0), (f"d{41 + 2 * i}", 1.0)] for i, q in enumerate(chosen)}
+    negatives["q0"][0] = (positive["q4"], 3.0)
+    dm = _datamodule(dataset, model, negatives, 2, picker=NegativePicker("top"))
+    scores = {pair: float(i % 7) - 3.0 for i, pair in enumerate(dm.training_set.scored_pairs())}
+    dm.use(dm.training_set.with_teaching(teacher_scores=scores))
+    pairs = {p.query_id: p for p in dm.training_set.pairs}
+    halves = [_plain(dm.collate([pairs[q] for q in chosen[:3]])), _plain(dm.collate([pairs[q] for q in chosen[3:]]))]
+    whole = _plain(dm.collate([pairs[q] for q in chosen]))
+    assert [h["doc_keys"].shape[0] for h in halves] == [3 + 3 * 2] * 2 and whole["doc_keys"].shape[0] == 6 + 6 * 2
+    assert sorted(torch.cat([h["doc_keys"] for h in halves]).tolist()) == sorted(whole["doc_keys"].tolist())
+    assert halves[1]["pair_columns"].tolist() == [[0, 3, 4], [1, 5, 6], [2, 7, 8]]  # before the rank offset
+    batches, out = str(tmp_path / "batches.pt"), str(tmp_path / "rank0.pt")
+    torch.save({"halves": halves}, batches)
+    mp.spawn(_hard_negative_rank, args=(2, _free_port(), batches, out), nprocs=2, join=True)
+    distributed = torch.load(out)
+
+    single = _hard_negative_losses(whole, gather=False)
+    for name, (loss, grads) in single.items():
+        assert distributed[name]["loss"].item() == pytest.approx(loss.item(), rel=1e-5), name
+        assert distributed[name]["grads"].keys() == grads.keys() and grads, name
+        for param, grad in grads.items():  # float rounding only: off by < 1e-4 of the tensor's largest entry
+            error = (distributed[name]["grads"][param] - grad).abs().max().item()
+            assert error <= 1e-4 * grad.abs().max().item() + 1e-6, (name, param, error)
+    # the hard negatives count: without them (in-batch negatives only) the InfoNCE loss differs
+    in_batch_only = {k: v for k, v in whole.items() if k != "pair_columns"}
+    in_batch_only["doc"] = {k: v[:6] for k, v in whole["doc"].items()}
+    in_batch_only["doc_keys"] = whole["doc_keys"][:6]
+    model = _no_dropout(tiny())
+    fewer = contrastive_loss(model, InfoNCE(0.05), in_batch_only, False).item()
+    assert fewer < single["infonce"][0].item() - 1e-3

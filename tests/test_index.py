@@ -144,13 +144,20 @@ def test_recall_against_exact(built, queries, exact_rows):
     def recall(name: str) -> float:
         return recall_vs_exact(exact_rows, built[name].search(queries, K)[1], K)
 
+    # recall@10 measured on this data (rng seeds 1 and 2) and on 4 other draws (seeds 11/12 ...
+    # 41/42), faiss on one thread: measured here | mean, std, min over the 5 draws
+    #   hnsw 0.996 | 0.996, 0.002, 0.992      ivf_flat 0.938 | 0.913, 0.015, 0.894
+    #   sq8 0.980 | 0.984, 0.003, 0.980       ivf_pq 0.524 | 0.515, 0.018, 0.484
+    #   opq_pq 0.468 | 0.438, 0.019, 0.412    factory 0.260 | 0.255, 0.017, 0.226
+    #   binary 0.152 | 0.152, 0.015, 0.130    binary_rescore 0.526 | 0.523, 0.010, 0.508
+    # floors: about the mean minus 3 standard deviations (chance is 10 / 3000)
+    floors = {"hnsw": 0.98, "ivf_flat": 0.87, "sq8": 0.97, "ivf_pq": 0.46, "opq_pq": 0.38, "factory": 0.2,
+              "binary": 0.1, "binary_rescore": 0.49}
+    measured = {name: recall(name) for name in floors}
     assert recall("flat") == 1.0
-    assert recall("hnsw") >= 0.9
-    assert recall("ivf_flat") >= 0.9
-    assert recall("binary_rescore") > recall("binary") + 0.1
-    assert recall("sq8") >= 0.9
-    for name in ("ivf_pq", "opq_pq", "factory"):  # lossy, yet far above chance (10 / 3000)
-        assert 0.15 <= recall(name) < 1.0, name
+    assert all(measured[name] >= floor for name, floor in floors.items()), measured
+    assert all(measured[name] < 1.0 for name in floors if name != "hnsw"), measured  # all lossy
+    assert measured["binary_rescore"] > measured["binary"] + 0.3  # re-scoring 100 candidates
 
 
 def test_compressed_indexes_are_smaller(built):

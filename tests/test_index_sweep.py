@@ -26,7 +26,15 @@ def test_index_sweep_encodes_once_and_reports(tiny_beir: Path, tmp_path: Path):
     profiles = [json.loads((sweep / str(i) / "metrics.json").read_text())["index"] for i in range(len(KINDS))]
     assert [p["kind"] for p in profiles] == KINDS
     for p in profiles:
-        assert 0 <= p["recall_vs_exact@10"] <= 1 and p["latency_ms_p50"] > 0 and p["qps"] > 0
+        assert p["latency_ms_p50"] > 0 and p["qps"] > 0
+    # recall@10 against exact search of the 10 test queries over the 60 documents (32-dim tiny
+    # model), measured with the sweep's settings for the model initialised with seeds 42 (this
+    # run's) and 0-6: hnsw 1.0 every time; sq8 0.98 at seed 42, mean 0.991, std 0.008, min 0.98;
+    # binary (1 bit a dimension) 0.18 at seed 42, mean 0.30, std 0.09, min 0.18 (chance: 10/60).
+    # Floors a little below what was measured; binary also well below exact.
+    recall = {p["kind"]: p["recall_vs_exact@10"] for p in profiles}
+    assert recall["flat"] == 1.0 and recall["hnsw"] >= 0.99 and recall["sq8"] >= 0.95, recall
+    assert 0.13 <= recall["binary"] <= 0.7, recall
     flat, binary = profiles[0], profiles[3]
     assert flat["recall_vs_exact@10"] == 1.0
     assert flat["code_bytes_per_doc"] / binary["code_bytes_per_doc"] == 32  # float32 vs one bit a dimension
