@@ -11,11 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from retrieval_lab.config.rules import component_class
+from retrieval_lab.config.run_rules import RUN_RULES
 from retrieval_lab.config.schema import STAGES, RunSchema
 from retrieval_lab.models.base import Model
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.weighted_sum import WeightedSum
-from retrieval_lab.retrievers.base import Retriever
 from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
@@ -49,7 +49,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_teacher_pairs(container)
     _check_query_only(container)
     _check_optimized_metric(container)
-    _check_targets(_with_precision_resolvable(container), "")
+    _check_targets(_with_precision_resolvable(container))
     _check_rules(container)
 
 
@@ -82,19 +82,25 @@ def _check_optimized_metric(container: dict[str, Any]) -> None:
 
 
 def _check_rules(run: dict[str, Any]) -> None:
-    """The cross-field rules of every component in the config (its class's ``rules``)."""
-    for target in _targets(run):
-        for rule in getattr(_import_target(target, "<config>"), "rules", ()):
-            if not rule.holds(run):
-                raise ConfigError(rule.key, rule.message)
+    """The rules of every component in the config (its class's ``rules``), then the run's own
+    (config/run_rules.py): the first that does not hold is the error."""
+    components = [(getattr(_import_target(node["_target_"], path), "rules", ()), node, path)
+                  for path, node in _components(run, "")]
+    for rules, node, path in [*components, (RUN_RULES, run, "")]:
+        for rule in rules:
+            violation = rule.violation(run, node, path)
+            if violation is not None:
+                raise ConfigError(*violation)
 
 
-def _targets(node: Any) -> list[str]:
+def _components(node: Any, path: str) -> list[tuple[str, Mapping]]:
+    """(dotted path, node) of every node with a ``_target_`` under ``node``, outermost first."""
     if isinstance(node, Mapping):
-        own = [node["_target_"]] if "_target_" in node else []
-        return own + [t for value in node.values() for t in _targets(value)]
+        own = [(path, node)] if "_target_" in node else []
+        return own + [c for key, value in node.items()
+                      for c in _components(value, f"{path}.{key}" if path else str(key))]
     if isinstance(node, list):
-        return [t for value in node for t in _targets(value)]
+        return [c for i, value in enumerate(node) for c in _components(value, f"{path}[{i}]")]
     return []
 
 
@@ -203,6 +209,8 @@ def _check_model_and_index(container: dict[str, Any]) -> None:
     """A run without a model (index=bm25 sets ``model: null``) trains nothing, and its index must
     read the texts itself (a :class:`Retriever`, BM25); a vector index needs a model's embeddings,
     and a lexical index would leave a trained model unused."""
+    from retrieval_lab.retrievers.base import Retriever  # (it imports the indexes, whose rules import config/)
+
     stages, model = container["stages"], container["model"]
     uses_index = "index" in stages or bool(container.get("load_index"))
     index = component_class(container.get("index")) if uses_index else None
@@ -218,15 +226,9 @@ def _check_model_and_index(container: dict[str, Any]) -> None:
                           "unused; choose a vector index (index=flat, ...) or drop train from stages")
 
 
-def _check_targets(node: Any, path: str) -> None:
-    if isinstance(node, Mapping):
-        if "_target_" in node:
-            _check_call(node, path)
-        for key, value in node.items():
-            _check_targets(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _check_targets(value, f"{path}[{i}]")
+def _check_targets(run: dict[str, Any]) -> None:
+    for path, node in _components(run, ""):
+        _check_call(node, path)
 
 
 def _import_target(target: str, path: str) -> Any:
@@ -266,13 +268,19 @@ def _signature(target: Any) -> tuple[dict[str, inspect.Parameter], bool, dict[st
     """(named parameters, whether it takes any other keyword, type hints) of a callable. One of
     this project's classes whose ``__init__`` forwards ``**kwargs`` to its base's takes the base's
     parameters too (a miner's selection controls): its classes are read, in MRO order, until one
-    takes no ``**kwargs``. Another library's class is read as its own signature says."""
+    takes no ``**kwargs`` (or one of another library's, read as its own signature says, as is
+    another library's class)."""
     if not inspect.isclass(target):
         functions = [target]
     elif not _ours(target):
         functions = [target.__init__]
-    else:
-        functions = [c.__dict__["__init__"] for c in target.__mro__ if "__init__" in c.__dict__ and _ours(c)]
+    else:  # ours, up to and including the first other library's class that defines __init__
+        functions = []
+        for cls in target.__mro__:
+            if "__init__" in cls.__dict__:
+                functions.append(cls.__dict__["__init__"])
+                if not _ours(cls):
+                    break
     params: dict[str, inspect.Parameter] = {}
     hints: dict[str, Any] = {}
     accepts_any = False

@@ -12,6 +12,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from retrieval_lab.config.model_source import embedding_dim
+from retrieval_lab.config.rules import Param
 from retrieval_lab.index.base import Index
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class FaissIndex(Index):
     ``index.json`` records the spec actually built as ``"spec"``. PQ codebooks are not adjusted
     (nbits fixes the code size): with fewer than 39 * 2**nbits rows faiss prints its warning.
     """
+
+    rules = (Param("spec", lambda spec, node, run: _spec_problem(spec, run)),)
 
     kind = "factory"
 
@@ -70,8 +74,7 @@ class FaissIndex(Index):
         try:
             index = faiss.index_factory(self.dim, spec, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as err:
-            reason = re.sub(r"^Error in .*? at \S+:\d+: ", "", str(err).strip())
-            raise ValueError(f"faiss cannot make {spec!r} of dim {self.dim}: {reason}") from None
+            raise ValueError(f"faiss cannot make {spec!r} of dim {self.dim}: {_faiss_reason(err)}") from None
         # Polysemous training orders PQ codes for Hamming-filtered search, which is never used
         # here; faiss turns it on for 8-bit PQ and it costs seconds on every build.
         inner = index
@@ -140,6 +143,36 @@ class FaissIndex(Index):
         return {"spec": self.spec}
 
 
+def _faiss_reason(err: RuntimeError) -> str:
+    """faiss's message without its C++ source location."""
+    return re.sub(r"^Error in .*? at \S+:\d+: ", "", str(err).strip())
+
+
+def _built_dim(run: dict[str, Any]) -> int | None:
+    """The dimension the index stage builds an index of: the run model's embeddings' (None
+    without an index stage, or where the size is not known before the run)."""
+    return embedding_dim(run.get("model")) if "index" in run.get("stages", ()) else None
+
+
+def _spec_problem(spec: str, run: dict[str, Any]) -> str | None:
+    dim = _built_dim(run)
+    if dim is None:
+        return None
+    try:
+        faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)  # no training: cheap
+    except RuntimeError as err:
+        return f"faiss cannot make {spec!r} for the model's {dim}-dimensional embeddings: {_faiss_reason(err)}"
+    return None
+
+
+def _sub_quantizers_problem(m: int, run: dict[str, Any]) -> str | None:
+    dim = _built_dim(run)
+    if dim is None or (m > 0 and dim % m == 0):
+        return None
+    divisors = [d for d in range(1, dim + 1) if dim % d == 0]
+    return f"{m} sub-quantizers must divide the model's embedding dimension {dim} (one of {divisors})"
+
+
 def _check_divides(dim: int, m: int) -> None:
     if m <= 0 or dim % m:
         raise ValueError(f"m={m} sub-quantizers must divide dim={dim}")
@@ -184,6 +217,8 @@ class IVFPQIndex(FaissIndex):
         nbits: bits per sub-quantizer code.
     """
 
+    rules = (Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)),)
+
     kind = "ivf_pq"
 
     def __init__(self, dim: int, nlist: int = 256, m: int = 48, nbits: int = 8, nprobe: int = 16,
@@ -201,6 +236,8 @@ class OPQPQIndex(FaissIndex):
         m: sub-quantizers; must divide dim (48 suits 384 and 768).
         nbits: bits per sub-quantizer code.
     """
+
+    rules = (Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)),)
 
     kind = "opq_pq"
 

@@ -80,7 +80,8 @@ class RankingMiner(Miner):
     Subclasses say how they rank (:meth:`rank`) and what identifies their model (:meth:`fingerprint`,
     part of the cache key)."""
 
-    rules = (Rule("miner.per_pair", lambda run: run["miner"].get("per_pair") is None or run["miner"]["per_pair"] >= 1,
+    rules = (*NegativeSelection.rules,
+             Rule("miner.per_pair", lambda run: run["miner"].get("per_pair") is None or run["miner"]["per_pair"] >= 1,
                   "must be >= 1 (or null: all of a query's negatives)"),)
 
     def __init__(self, num_negatives: int = 1, rank_range: list[int] | tuple[int, int] = (1, 100),

@@ -21,7 +21,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
+
+from retrieval_lab.config.rules import Param, at_least
 
 FILTERS = ("positive", "absolute_margin", "relative_margin", "max_score")
 
@@ -36,16 +38,24 @@ class NegativeSelection:
     max_score: float | None = None
     exclude_positives: bool = True
 
+    # The controls' config rules, checked before any work wherever a miner takes them (the
+    # miner's ``rules``), and here on construction.
+    rules: ClassVar[tuple[Param, ...]] = (
+        Param("rank_range", lambda window, node, run: _rank_window_problem(window)),
+        Param("num_negatives", at_least(1)),
+        Param("sampling", lambda sampling, node, run: None if sampling in ("top", "random") else
+              f"must be 'top' or 'random', got {sampling!r}"),
+        Param("relative_margin", lambda margin, node, run: None if margin is None or 0 <= margin < 1 else
+              f"must be in [0, 1), got {margin!r}"),
+    )
+
     def __post_init__(self) -> None:
-        first, last = self.rank_range
-        if not 1 <= first <= last:
-            raise ValueError(f"rank_range must be [first, last] with 1 <= first <= last, got {list(self.rank_range)}")
-        if self.num_negatives < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {self.num_negatives}")
-        if self.sampling not in ("top", "random"):
-            raise ValueError(f"sampling must be 'top' or 'random', got {self.sampling!r}")
-        if self.relative_margin is not None and not 0 <= self.relative_margin < 1:
-            raise ValueError(f"relative_margin must be in [0, 1), got {self.relative_margin}")
+        fields = {"rank_range": list(self.rank_range), "num_negatives": self.num_negatives,
+                  "sampling": self.sampling, "relative_margin": self.relative_margin}
+        for rule in self.rules:
+            violation = rule.violation({}, fields, "")
+            if violation is not None:
+                raise ValueError(" ".join(violation))
 
     @property
     def depth(self) -> int:
@@ -95,3 +105,13 @@ class NegativeSelection:
             if self.relative_margin is not None and score > positive * (1 - self.relative_margin):
                 return "relative_margin"
         return None
+
+
+def _rank_window_problem(window: Any) -> str | None:
+    """``[first, last]``: ranks first..last of the ranking, 1-based and inclusive."""
+    if len(window) != 2:
+        return f"must be [first, last], got {list(window)}"
+    first, last = window
+    if not 1 <= first <= last:
+        return f"must be [first, last] with 1 <= first <= last, got {list(window)}"
+    return None

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BatchEncoding
 
+from retrieval_lab.config.model_source import encoder_hidden_size, model_source_problem
+from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.models.base import Model
 from retrieval_lab.models.loading import resolve_model_path
 from retrieval_lab.models.pooling import Pooling, pool
@@ -48,6 +50,14 @@ class BiEncoder(Model):
         truncate_dim: keep the first ``truncate_dim`` coordinates of every embedding (re-normalized
             when ``normalize``): a smaller index from the same model, as Matryoshka training intends.
     """
+
+    # A path that does not exist, or a hub id that cannot be had, fails before any work (not
+    # after a minute of download retries); the sizes must be ones the encoder has.
+    rules = (
+        Param("name_or_path", model_source_problem), Param("query.path", model_source_problem),
+        Param("doc.path", model_source_problem), Param("query_max_length", at_least(1)),
+        Param("doc_max_length", at_least(1)), Param("truncate_dim", lambda dim, node, run: _truncate_problem(dim, node)),
+    )
 
     def __init__(
         self,
@@ -171,3 +181,10 @@ def _keep_first_layers(encoder: nn.Module, count: int, side: str) -> None:
         raise ValueError(f"model.{side}.num_layers={count}: the encoder has {len(layers)} layers")
     encoder.encoder.layer = layers[:count]
     encoder.config.num_hidden_layers = count
+
+
+def _truncate_problem(truncate_dim: int | None, model: dict[str, Any]) -> str | None:
+    hidden = encoder_hidden_size(model)
+    if truncate_dim is None or (truncate_dim >= 1 and (hidden is None or truncate_dim <= hidden)):
+        return None
+    return f"must be in [1, {hidden or 'the embedding size'}], got {truncate_dim}"

@@ -14,6 +14,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BatchEncoding
 
 from retrieval_lab.atomic import atomic_directory
+from retrieval_lab.config.model_source import model_source_problem
+from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.models.base import Model
 from retrieval_lab.models.loading import resolve_model_path
 
@@ -22,6 +24,8 @@ class CrossEncoder(Model):
     """Args: ``name_or_path`` (a pretrained body, e.g. MiniLM, gets a new one-logit head; an
     exported cross-encoder keeps its own), ``max_length`` of the joint input, ``random_init`` and
     ``config_overrides`` as for the bi-encoder (tiny test models)."""
+
+    rules = (Param("name_or_path", model_source_problem), Param("max_length", at_least(1)))
 
     def __init__(self, name_or_path: str, max_length: int = 512, random_init: bool = False,
                  config_overrides: dict[str, Any] | None = None) -> None:

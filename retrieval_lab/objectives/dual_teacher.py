@@ -2,11 +2,13 @@
 Retriever with Balanced Topic Aware Sampling"): one teacher scores each query's own (positive,
 negative) pairs, a second, cheaper one scores every query against every document of the batch."""
 
+from typing import Literal
+
 import torch
 
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
-from retrieval_lab.objectives.kl_listwise import ListwiseKL
+from retrieval_lab.objectives.kl_listwise import TEMPERATURE_RULES, ListwiseKL
 from retrieval_lab.objectives.margin_mse import MarginMSE
 
 
@@ -27,9 +29,11 @@ class DualTeacher(Objective):
     in-batch teacher is a bi-encoder on the student's own scale.
     """
 
+    rules = TEMPERATURE_RULES
+
     needs = frozenset({Need.TEACHER_PAIRS, Need.TEACHER_BATCH})
 
-    def __init__(self, in_batch_weight: float = 1.0, in_batch: str = "margin_mse",
+    def __init__(self, in_batch_weight: float = 1.0, in_batch: Literal["margin_mse", "kl"] = "margin_mse",
                  student_temperature: float = 1.0, teacher_temperature: float = 1.0,
                  pairwise_scale: float = 1.0) -> None:
         super().__init__()

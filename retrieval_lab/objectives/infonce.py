@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from retrieval_lab.config.rules import Param, positive
 from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.inputs import LossInputs
 
@@ -27,6 +28,8 @@ class InfoNCE(Objective):
     ``symmetric`` adds the document-to-query direction over the B positives (as in CLIP and
     several sentence-embedding recipes).
     """
+
+    rules = (Param("temperature", positive),)
 
     def __init__(self, temperature: float = 0.05, symmetric: bool = False) -> None:
         super().__init__()

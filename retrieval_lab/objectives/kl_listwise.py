@@ -4,8 +4,12 @@ of most cross-encoder-to-bi-encoder recipes)."""
 import torch
 import torch.nn.functional as F
 
+from retrieval_lab.config.rules import Param, positive
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.inputs import LossInputs
+
+# The student's and the teacher's temperatures divide their scores.
+TEMPERATURE_RULES = (Param("student_temperature", positive), Param("teacher_temperature", positive))
 
 
 class ListwiseKL(Objective):
@@ -19,6 +23,8 @@ class ListwiseKL(Objective):
     cosines live on different scales). ``mask`` [B, n] (True = not a candidate) leaves columns out of
     both distributions.
     """
+
+    rules = TEMPERATURE_RULES
 
     needs = frozenset({Need.TEACHER_PAIRS})
 

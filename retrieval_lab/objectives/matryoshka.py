@@ -4,6 +4,8 @@ truncated embedding (``model.truncate_dim``) still retrieves well."""
 import torch
 import torch.nn.functional as F
 
+from retrieval_lab.config.model_source import embedding_dim
+from retrieval_lab.config.rules import Param, positive
 from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.infonce import InfoNCE
 from retrieval_lab.objectives.inputs import LossInputs
@@ -24,6 +26,8 @@ class MatryoshkaInfoNCE(Objective):
     hard negatives alike, with ``temperature``; :attr:`last_terms` keeps each dimension's value
     for logging (``train/dim_<m>``).
     """
+
+    rules = (Param("temperature", positive), Param("dims", lambda dims, node, run: _dims_problem(dims, run)))
 
     def __init__(self, dims: list[int] = (384, 256, 128, 64), weights: list[float] | None = None,
                  temperature: float = 0.05, normalize: bool = True) -> None:
@@ -56,3 +60,10 @@ class MatryoshkaInfoNCE(Objective):
             self.last_terms[f"dim_{dim}"] = float(value.detach())
             total = weight * value if total is None else total + weight * value
         return total
+
+
+def _dims_problem(dims: list[int], run: dict) -> str | None:
+    """Each prefix length must be one the run's model gives (where its size is known before the run)."""
+    dim = embedding_dim(run.get("model"))
+    too_long = [d for d in dims if dim is not None and d > dim]
+    return f"{too_long} exceed the model's embedding dimension {dim}" if too_long else None

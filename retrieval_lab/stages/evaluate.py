@@ -4,8 +4,11 @@ import logging
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
+from typing import ClassVar
 
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
+from retrieval_lab.config.model_source import model_source_problem
+from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
 from retrieval_lab.evaluation.rerank import rerank
@@ -33,6 +36,13 @@ class Evaluator:
         rerank_depth, rerank_max_length, rerank_batch_size: how deep, how long an input, how many at once.
         doc_template: the document text the cross-encoder reads.
     """
+
+    # A depth of 0 would write an empty run and score every metric 0.
+    rules: ClassVar[tuple[Param, ...]] = (
+        Param("k", at_least(1)), Param("latency_queries", at_least(1)), Param("rerank", model_source_problem),
+        Param("rerank_depth", at_least(1)), Param("rerank_max_length", at_least(1)),
+        Param("rerank_batch_size", at_least(1)),
+    )
 
     def __init__(
         self,
