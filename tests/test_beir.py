@@ -174,7 +174,8 @@ def test_empty_corpus(tmp_path: Path) -> None:
         pytest.param(TEST_QRELS + "q1 d2 1\n", 5, "got 1", id="spaces"),
         pytest.param(TEST_QRELS + "\nq1\td2\t1\textra\n", 6, "got 4", id="four-columns"),
         pytest.param(TEST_QRELS + "q1\td2\t1.5\n", 5, "score '1.5' is not an integer", id="float-score"),
-        pytest.param("query_id\tdoc_id\tscore\n", 1, "score 'score' is not an integer", id="unknown-header"),
+        pytest.param("query_id\tdoc_id\tscore\n", 1, "score 'score' is not an integer (nor is the line the header",
+                     id="unknown-header"),
         pytest.param(TEST_QRELS + "q9\td1\t1\n", 5, "query id 'q9' is not in queries.jsonl", id="unknown-query"),
         pytest.param(TEST_QRELS + "q1\td9\t1\n", 5, "corpus id 'd9' is not in corpus.jsonl", id="unknown-doc"),
         pytest.param(
@@ -186,6 +187,43 @@ def test_malformed_qrels(tmp_path: Path, qrels: str, line: int, message: str) ->
     path = write_dataset(tmp_path, test=qrels)
     with raises_at(path / "qrels" / "test.tsv", line, message):
         load_beir(tmp_path, "tiny", ["train", "test"], download=False)
+
+
+def test_a_bom_and_crlf_line_endings_are_accepted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clean = load_beir(write_dataset(tmp_path / "clean").parent, "tiny", ["test", "train"], download=False)
+    files = {"corpus": jsonl(CORPUS), "queries": jsonl(QUERIES), "test": TEST_QRELS, "train": TRAIN_QRELS}
+    path = write_dataset(tmp_path, **{k: "\ufeff" + v.replace("\n", "\r\n") for k, v in files.items()})
+    with caplog.at_level("INFO", logger="retrieval_lab.jsonl"):
+        ds = load_beir(tmp_path, "tiny", ["test", "train"], download=False)
+    assert (ds.corpus, ds.queries, ds.qrels) == (clean.corpus, clean.queries, clean.qrels)
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv", "qrels/train.tsv"):
+        assert caplog.text.count(f"{path / name} starts with a UTF-8 byte-order mark") == 1
+
+
+def test_a_byte_that_is_not_utf8_names_file_line_and_column(tmp_path: Path) -> None:
+    path = write_dataset(tmp_path)
+    (path / "corpus.jsonl").write_bytes(jsonl(CORPUS[:1]).encode() + '{"_id": "x", "text": "caf\u00e9"}\n'.encode("latin-1"))
+    with raises_at(path / "corpus.jsonl", 2, "not UTF-8: byte 0xe9 at column 26"):
+        load_corpus(path / "corpus.jsonl")
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_an_empty_query_text_is_an_error(tmp_path: Path, text: str) -> None:
+    path = write_dataset(tmp_path, queries=jsonl([*QUERIES, {"_id": "q4", "text": text}]))
+    with raises_at(path / "queries.jsonl", 4, "query 'q4' has an empty text"):
+        load_queries(path / "queries.jsonl")
+
+
+def test_empty_documents_are_kept_and_the_ones_with_nothing_counted(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    empty = [{"_id": "d4", "title": "Only a title", "text": ""}, {"_id": "d5", "title": "", "text": ""},
+             {"_id": "d6", "text": " "}]
+    path = write_dataset(tmp_path, corpus=jsonl(CORPUS + empty))
+    with caplog.at_level("WARNING", logger="retrieval_lab.data.beir"):
+        corpus = load_corpus(path / "corpus.jsonl")
+    assert corpus["d4"] == Document("Only a title", "") and corpus["d5"] == Document("", "")
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "2 document(s) have neither title nor text (the first: 'd5' on line 5)" in caplog.text
 
 
 def test_missing_split_lists_available(tmp_path: Path) -> None:

@@ -1,11 +1,19 @@
 """Reader for datasets in BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
 
 Every problem with the input raises DataError with a one-line message
-``<full path>:<line>: <what is wrong>``.
+``<full path>:<line>: <what is wrong>``. The files are read as UTF-8 (a leading byte-order mark
+is dropped, LF or CRLF line endings: retrieval_lab/jsonl.py).
+
+Empty texts: a query with an empty (or blank) text is an error, since it cannot be searched for and
+would score 0 on every metric, silently. A document with an empty text is accepted: BEIR corpora
+hold such documents, whose title is their whole content. One with neither title nor text is
+accepted too, but counted and warned of in the log: it matches nothing, and refusing it would
+make a published corpus unloadable for a handful of documents that qrels may still judge.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +21,11 @@ from typing import Any, TypeVar
 
 from retrieval_lab.data.download import download_beir, layout_hint
 from retrieval_lab.errors import DataError
-from retrieval_lab.jsonl import json_lines, open_text
+from retrieval_lab.jsonl import json_lines, text_lines
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 QRELS_HEADER = ["query-id", "corpus-id", "score"]
 
@@ -70,19 +80,36 @@ def _load_records(path: Path, build: Callable[[int, dict[str, Any]], T]) -> dict
 
 
 def load_corpus(path: Path) -> dict[str, Document]:
-    """Documents by id, in file order; a missing or null title reads as ""."""
-    corpus = _load_records(
-        path,
-        lambda n, o: Document(title=_str_field(path, n, o, "title", ""), text=_str_field(path, n, o, "text")),
-    )
+    """Documents by id, in file order; a missing or null title reads as "". A document with
+    neither title nor text is kept, and counted in a warning (see the module's docstring)."""
+    empty: list[tuple[int, str]] = []
+
+    def document(lineno: int, obj: dict[str, Any]) -> Document:
+        doc = Document(title=_str_field(path, lineno, obj, "title", ""), text=_str_field(path, lineno, obj, "text"))
+        if not (doc.title.strip() or doc.text.strip()):
+            empty.append((lineno, obj["_id"]))
+        return doc
+
+    corpus = _load_records(path, document)
     if not corpus:
         raise DataError(f"{path}: empty corpus (no documents)")
+    if empty:
+        log.warning("%s: %d document(s) have neither title nor text (the first: %r on line %d); they are "
+                    "kept, and match no query", path, len(empty), empty[0][1], empty[0][0])
     return corpus
 
 
 def load_queries(path: Path) -> dict[str, str]:
-    """Query text by id, in file order; other fields (e.g. metadata) are ignored."""
-    return _load_records(path, lambda n, o: _str_field(path, n, o, "text"))
+    """Query text by id, in file order; other fields (e.g. metadata) are ignored. An empty (or
+    blank) query text is an error."""
+
+    def query(lineno: int, obj: dict[str, Any]) -> str:
+        text = _str_field(path, lineno, obj, "text")
+        if not text.strip():
+            raise DataError(f"{path}:{lineno}: query {obj['_id']!r} has an empty text")
+        return text
+
+    return _load_records(path, query)
 
 
 def load_qrels(
@@ -95,39 +122,37 @@ def load_qrels(
     """
     qrels: dict[str, dict[str, int]] = {}
     first_row = True
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            cols = line.rstrip("\r\n").split("\t")
-            if first_row:
-                first_row = False
-                if cols == QRELS_HEADER:
-                    continue
-            if len(cols) != 3:
-                raise DataError(
-                    f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}"
-                )
-            qid, did, score = cols
-            try:
-                grade = int(score)
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: score {score!r} is not an integer") from None
-            if query_ids is not None and qid not in query_ids:
-                raise DataError(f"{path}:{lineno}: query id {qid!r} is not in queries.jsonl")
-            if doc_ids is not None and did not in doc_ids:
-                raise DataError(f"{path}:{lineno}: corpus id {did!r} is not in corpus.jsonl")
-            judged = qrels.setdefault(qid, {})
-            if did in judged:
-                first = _first_qrel_line(path, qid, did)
-                raise DataError(f"{path}:{lineno}: duplicate judgement ({qid!r}, {did!r}) (first seen on line {first})")
-            judged[did] = grade
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        cols = line.rstrip("\r\n").split("\t")
+        header_row, first_row = first_row, False
+        if header_row and cols == QRELS_HEADER:
+            continue
+        if len(cols) != 3:
+            raise DataError(
+                f"{path}:{lineno}: expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cols)}"
+            )
+        qid, did, score = cols
+        try:
+            grade = int(score)
+        except ValueError:
+            header = " (nor is the line the header query-id<TAB>corpus-id<TAB>score)" if header_row else ""
+            raise DataError(f"{path}:{lineno}: score {score!r} is not an integer{header}") from None
+        if query_ids is not None and qid not in query_ids:
+            raise DataError(f"{path}:{lineno}: query id {qid!r} is not in queries.jsonl")
+        if doc_ids is not None and did not in doc_ids:
+            raise DataError(f"{path}:{lineno}: corpus id {did!r} is not in corpus.jsonl")
+        judged = qrels.setdefault(qid, {})
+        if did in judged:
+            first = _first_qrel_line(path, qid, did)
+            raise DataError(f"{path}:{lineno}: duplicate judgement ({qid!r}, {did!r}) (first seen on line {first})")
+        judged[did] = grade
     return qrels
 
 
 def _first_qrel_line(path: Path, qid: str, did: str) -> int:
-    with open_text(path) as f:
-        return next(n for n, line in enumerate(f, start=1) if line.rstrip("\r\n").split("\t")[:2] == [qid, did])
+    return next(n for n, line in text_lines(path) if line.rstrip("\r\n").split("\t")[:2] == [qid, did])
 
 
 def load_beir(root: str | Path, name: str, splits: Sequence[str], download: bool = True) -> BeirDataset:
