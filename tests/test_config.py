@@ -108,7 +108,7 @@ def test_hydra_rejects_an_override_of_a_missing_key():
 def test_cli_exits_nonzero_with_one_line_before_any_work(tmp_path: Path, override, key):
     result = run_rlab([override], tmp_path / "run", timeout=300)
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("rlab:")]
-    assert len(errors) == 1 and key in errors[0], result.stderr
+    lines = result.stderr.splitlines()  # the one line, and nothing else: no traceback, no warning
+    assert len(lines) == 1 and lines[0].startswith("rlab: config error: ") and key in lines[0], result.stderr
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "run.json").exists()
