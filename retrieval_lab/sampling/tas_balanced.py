@@ -53,7 +53,8 @@ class TopicBatchSampler:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this at each epoch start: a new shuffle per epoch, the same on every rank."""
+        """Called at each epoch start (training.batches.ResumableBatches): a new shuffle per epoch,
+        the same on every rank."""
         self.epoch = epoch
 
     def batches(self) -> list[list[int]]:

@@ -1,6 +1,7 @@
 """Training groups for a cross-encoder: each (query, positive) pair with its query's hard negatives,
 tokenized jointly as (query, document) inputs."""
 
+import random
 from typing import Any
 
 import torch
@@ -22,11 +23,12 @@ class CrossEncoderDataModule(ContrastiveDataModule):
         super().__init__(training_set, None, *args, **kwargs)
         self.cross_encoder = cross_encoder
 
-    def collate(self, pairs: list[Pair]) -> dict[str, object]:
+    def collate(self, pairs: list[Pair], rng: random.Random | None = None) -> dict[str, object]:
         ts = self.training_set
+        rng = rng or self.first_batch_rng()
         queries, docs = [], []
         for pair in pairs:
-            for doc_id in [pair.doc_id, *self.hard_negatives(pair.query_id)]:
+            for doc_id in [pair.doc_id, *self.hard_negatives(pair.query_id, rng)]:
                 queries.append(ts.queries[pair.query_id])
                 docs.append(document_text(ts.dataset.corpus[doc_id], ts.doc_template))
         return {"pairs": self.cross_encoder.tokenize(queries, docs),

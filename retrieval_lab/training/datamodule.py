@@ -2,26 +2,25 @@
 optionally followed by hard negatives drawn from its query's pool."""
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
 from retrieval_lab.data.beir import document_text
 from retrieval_lab.errors import DataError
 from retrieval_lab.models.tokenization import Tokenization
 from retrieval_lab.sampling.negative_picking import NegativePicker
+from retrieval_lab.training.batches import EpochBatchSampler, ResumableDataModule
 from retrieval_lab.training.training_set import HeldOut, Pair, TrainingSet
 
 
-class ContrastiveDataModule(pl.LightningDataModule):
+class ContrastiveDataModule(ResumableDataModule):
     """Batches of ``training_set``'s pairs: queries, documents, and what it takes to mask in-batch
     false negatives (columns holding another labelled positive of the same query).
 
     With negative pools, every pair carries ``negatives_per_pair`` of its query's negatives, chosen
-    afresh for each batch by ``picker`` (seeded with ``seed``); every batch has the same number of
+    afresh for each batch by ``picker`` (with the batch's own draws, training.batches); every batch has the same number of
     document columns (the cross-device gather needs that). What the teachers gave goes into each
     batch: ``teacher_pairs`` (the scores of each pair's own list), ``teacher_query``,
     ``in_batch_teacher_query`` / ``_docs``. ``batch_sampler`` (built from the training pairs)
@@ -37,19 +36,14 @@ class ContrastiveDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         picker: NegativePicker | None = None,
-        batch_sampler: Callable[[list[Pair]], Iterable[list[int]]] | None = None,
+        batch_sampler: Callable[[list[Pair]], EpochBatchSampler] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         self.training_set = training_set
         self.tokenization = tokenization
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_workers = num_workers
         self.picker = picker or NegativePicker()
-        self._rng = random.Random(seed)
         self.doc_keys = {doc_id: i for i, doc_id in enumerate(training_set.dataset.corpus)}
         self.batch_sampler_factory = batch_sampler
-        self.batch_sampler: Iterable[list[int]] | None = None
 
     @property
     def held_out(self) -> HeldOut | None:
@@ -61,10 +55,18 @@ class ContrastiveDataModule(pl.LightningDataModule):
             raise ValueError("a refreshed training set must keep the training pairs")
         self.training_set = training_set
 
-    def hard_negatives(self, query_id: str) -> list[str]:
+    def items(self) -> Sequence[Pair]:
+        return self.training_set.pairs
+
+    def epoch_batches(self, pairs: Sequence[Pair]) -> EpochBatchSampler:
+        if self.batch_sampler_factory is None:
+            return super().epoch_batches(pairs)
+        return self.batch_sampler_factory(list(pairs))
+
+    def hard_negatives(self, query_id: str, rng: random.Random) -> list[str]:
         """``negatives_per_pair`` negatives of one query for one batch."""
         ts = self.training_set
-        return self.picker.pick(ts.negatives[query_id], ts.negatives_per_pair, self._rng)
+        return self.picker.pick(ts.negatives[query_id], ts.negatives_per_pair, rng)
 
     def _teacher_pairs(self, pairs: list[Pair], doc_ids: list[str]) -> torch.Tensor:
         size, k = len(pairs), self.training_set.negatives_per_pair
@@ -78,17 +80,18 @@ class ContrastiveDataModule(pl.LightningDataModule):
                 raise DataError(f"the teacher scores have no score for (query, doc) {err.args[0]}") from None
         return torch.tensor(rows, dtype=torch.float32)
 
-    def collate(self, pairs: list[Pair]) -> dict[str, object]:
+    def collate(self, pairs: list[Pair], rng: random.Random | None = None) -> dict[str, object]:
         """Tokenized queries and documents, plus integer keys from which the model side builds
         the false-negative mask (also across devices): ``doc_keys`` [N], the corpus position of
         each document column, and ``query_positives`` [B, P], each query's positives, -1 padded.
         Columns 0..B-1 hold the pairs' positives, then come the hard negatives, pair by pair."""
         ts = self.training_set
+        rng = rng or self.first_batch_rng()
         queries = [ts.queries[p.query_id] for p in pairs]
         doc_ids = [p.doc_id for p in pairs]
         k = ts.negatives_per_pair
         if k:
-            doc_ids += [d for p in pairs for d in self.hard_negatives(p.query_id)]
+            doc_ids += [d for p in pairs for d in self.hard_negatives(p.query_id, rng)]
         docs = [document_text(ts.dataset.corpus[d], ts.doc_template) for d in doc_ids]
         positives = [sorted(self.doc_keys[d] for d in ts.positives[p.query_id]) for p in pairs]
         width = max(len(row) for row in positives)
@@ -111,19 +114,3 @@ class ContrastiveDataModule(pl.LightningDataModule):
             batch["in_batch_teacher_query"] = torch.from_numpy(np.stack([teacher.queries[p.query_id] for p in pairs]))
             batch["in_batch_teacher_docs"] = torch.from_numpy(np.stack([teacher.documents[d] for d in doc_ids]))
         return batch
-
-    def train_dataloader(self) -> DataLoader:
-        pairs = list(self.training_set.pairs)
-        if self.batch_sampler_factory is not None:
-            if self.batch_sampler is None:  # Lightning asks for the loader more than once
-                self.batch_sampler = self.batch_sampler_factory(pairs)
-            return DataLoader(pairs, batch_sampler=self.batch_sampler, collate_fn=self.collate,
-                              num_workers=self.num_workers)
-        return DataLoader(
-            pairs,
-            batch_size=self.batch_size,
-            shuffle=True,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
