@@ -13,7 +13,7 @@ A run directory (``hydra.run.dir``, or ``<sweep dir>/<job num>/`` in a sweep)::
     ├── config.yaml             pipeline: the resolved config, written before any stage
     ├── run.json                record.RunRecord: the run record, rewritten at every change
     ├── encoding.json           pipeline: the model's encoding contract (pooling, prefixes, ...)
-    ├── checkpoints/            train: Lightning checkpoints, last.ckpt (conf/callbacks/default.yaml)
+    ├── checkpoints/last.ckpt  train: the checkpoint a resume goes on from (training.checkpointing)
     ├── csv/metrics.csv         train (and later stages' figures): the CSV logger (conf/logger/csv.yaml)
     ├── training_set/           train: what it trained on, mined and taught (training.training_set_file)
     ├── model/                  train: the exported model (sentence-transformers or cross-encoder)
@@ -50,6 +50,7 @@ MODEL_DIR = "model"
 TRAINING_SET_DIR = "training_set"
 INDEX_DIR = "index"
 CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT_FILE = "last.ckpt"  # inside CHECKPOINTS_DIR (training.checkpointing)
 LOG_FILE = "rlab.log"
 HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
@@ -129,6 +130,10 @@ class RunLayout:
     @property
     def checkpoints_dir(self) -> Path:
         return self.root / CHECKPOINTS_DIR
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints_dir / LAST_CHECKPOINT_FILE
 
     @property
     def log(self) -> Path:

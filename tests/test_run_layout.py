@@ -35,6 +35,7 @@ NAMES = {
     "index_info": "index/index.json",
     "index_doc_ids": "index/doc_ids.txt",
     "checkpoints_dir": "checkpoints",
+    "last_checkpoint": "checkpoints/last.ckpt",
     "log": "rlab.log",
     "overrides": ".hydra/overrides.yaml",
     "training_log": "csv/metrics.csv",

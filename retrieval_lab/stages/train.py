@@ -9,14 +9,18 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import Logger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.errors import TrainingDiverged
+from retrieval_lab.interruption import RunInterrupted, lightning_handles_sigterm
 from retrieval_lab.mining.miner import Miner
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.objectives.base import Objective
 from retrieval_lab.sampling import Sampler
+from retrieval_lab.training.checkpointing import AtomicCheckpointIO, ResumeCheckpoint
 from retrieval_lab.training.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
 from retrieval_lab.training.datamodule import ContrastiveDataModule
@@ -78,9 +82,12 @@ def data_module(cfg: DictConfig, model: BiEncoder | CrossEncoder, training_set: 
 def train(
     cfg: DictConfig, model: BiEncoder | CrossEncoder, objective: Objective, training_set: TrainingSet,
     miner: Miner | None, sampler: Sampler, model_dir: Path, loggers: list[Logger], precision: PrecisionChoice,
+    resume_from: Path | None = None,
 ) -> Trained:
     """Fits ``model`` in place on ``training_set`` with ``objective`` in ``precision``, logging to
-    ``loggers``, with the callbacks ``miner`` needs (a refresh), and exports it to ``model_dir`` on rank 0."""
+    ``loggers``, with the callbacks ``miner`` needs (a refresh), and exports it to ``model_dir`` on
+    rank 0. ``resume_from``: a checkpoint of this run to go on from (one written at the end of
+    training restores the weights and trains no further)."""
     module = (CrossEncoderModule if isinstance(model, CrossEncoder) else RetrieverModule)(
         model,
         objective,
@@ -91,10 +98,28 @@ def train(
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     if miner is not None:
         callbacks += miner.callbacks(training_set.dataset, training_set.split, training_set.doc_template)
+    # The data modules shard their batches over the ranks themselves (training.batches).
+    trainer_kwargs = {"use_distributed_sampler": False, **sampler.trainer_kwargs}
     trainer = instantiate(cfg.trainer, precision=precision.precision, callbacks=callbacks, logger=loggers or False,
-                          **sampler.trainer_kwargs)
-    trainer.fit(module, datamodule=datamodule)
+                          plugins=[AtomicCheckpointIO()], **trainer_kwargs)
+    if resume_from is not None:
+        log.info("resuming training from %s", resume_from)
+    try:
+        with lightning_handles_sigterm():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    except SIGTERMException:
+        raise RunInterrupted(15, f"stopped by SIGTERM during training at step {trainer.global_step}; "
+                             f"{_checkpoint_kept(callbacks)}") from None
+    except TrainingDiverged as err:
+        raise TrainingDiverged(f"{err}; {_checkpoint_kept(callbacks)}") from None
     if trainer.is_global_zero:
         path = model.export(model_dir)
         log.info("exported the trained model to %s", path)
     return Trained(trainer, miner.history() if miner is not None else {})
+
+
+def _checkpoint_kept(callbacks: list) -> str:
+    checkpoint = next((c for c in callbacks if isinstance(c, ResumeCheckpoint)), None)
+    if checkpoint is None or not checkpoint.path.exists():
+        return "no checkpoint was saved"
+    return f"resume from {checkpoint.path} (step {checkpoint.saved_step})"

@@ -15,5 +15,5 @@ class CrossEncoderModule(RetrieverModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.model(batch["pairs"]).view(-1, int(batch["group"]))
         loss = self.objective.compute(LossInputs(pair_logits=logits))
-        self.log_loss(loss, logits.shape[0])
+        self.report_loss(loss, logits.shape[0])
         return loss

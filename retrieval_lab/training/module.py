@@ -8,6 +8,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from retrieval_lab.errors import TrainingDiverged
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.objectives.base import Objective
 from retrieval_lab.objectives.inputs import LossInputs
@@ -74,12 +75,20 @@ class RetrieverModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = contrastive_loss(self.model, self.objective, batch, self.gather_across_devices)
-        self.log_loss(loss, batch["query"]["input_ids"].shape[0])
+        self.report_loss(loss, batch["query"]["input_ids"].shape[0])
         return loss
 
-    def log_loss(self, loss: torch.Tensor, size: int) -> None:
-        """``train/loss``, and each named term of the objective (a weighted sum's, Matryoshka's
+    def report_loss(self, loss: torch.Tensor, size: int) -> None:
+        """Stops training at a NaN or infinite loss, before its backward changes any weight (on
+        every rank when one has it: the others would wait in the gradient all-reduce); else logs
+        ``train/loss``, and each named term of the objective (a weighted sum's, Matryoshka's
         dimensions) as ``train/<name>``, over a batch of ``size`` queries."""
+        diverged = not bool(torch.isfinite(loss.detach()))
+        if self._trainer is not None and self.trainer.world_size > 1:
+            diverged = self.trainer.strategy.reduce_boolean_decision(diverged, all=False)
+        if diverged:
+            raise TrainingDiverged(f"the training loss is {loss.item()} at step {self.global_step} "
+                                   f"(epoch {self.current_epoch})")
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for name, value in getattr(self.objective, "last_terms", {}).items():
             self.log(f"train/{name}", value, batch_size=size)
