@@ -13,6 +13,8 @@ from retrieval_lab import PROJECT_DIR
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.data.beir import load_beir
+from retrieval_lab.index.saved import IndexMismatchError
+from retrieval_lab.interruption import RunInterrupted
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.record import RunRecord
 from retrieval_lab.run_layout import RunLayout
@@ -27,27 +29,32 @@ from retrieval_lab.training.training_set_file import save_training_set
 log = logging.getLogger(__name__)
 
 
-def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = None) -> dict[str, float]:
+def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = None,
+                 previous: dict[str, Any] | None = None) -> dict[str, float]:
     """Runs the configured stages in their fixed order; returns the evaluation metrics and the
     last validation metrics of training (``val/<metric>``), where those stages ran.
 
     ``job`` describes how the run was launched (overrides, sweep); it goes into the run record.
+    ``previous``: the record of an unfinished run of this config in ``run_dir``, to resume: training
+    goes on from its last checkpoint and a finished index is reused; what was cached (negatives,
+    teacher scores, embeddings) is found in the caches.
     """
     stages = [s for s in STAGES if s in cfg.stages]
     atomic_write_text(RunLayout(run_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
     record = RunRecord(
-        run_dir, task_name=cfg.task_name, seed=cfg.seed, stages_requested=stages, **(job or {}),
+        run_dir, previous, task_name=cfg.task_name, seed=cfg.seed, stages_requested=stages, **(job or {}),
         git=git_state(PROJECT_DIR), versions=package_versions(), hardware=hardware(),
     )
     tracker: Tracker | None = None
     try:
         tracker = Tracker([instantiate(c) for c in (cfg.logger or {}).values() if c is not None])
         tracker.log_config(OmegaConf.to_container(cfg, resolve=True))
-        results = _run_stages(cfg, stages, run_dir, record, tracker)
+        results = _run_stages(cfg, stages, run_dir, record, tracker, resuming=previous is not None)
     except BaseException as err:
-        record.fail(err)
+        status = "interrupted" if isinstance(err, RunInterrupted) else "failed"
+        (record.interrupt if status == "interrupted" else record.fail)(err)
         if tracker is not None:
-            tracker.close("failed")
+            tracker.close(status)
         raise
     record.finish()
     tracker.log_files(run_dir)
@@ -56,7 +63,7 @@ def run_pipeline(cfg: DictConfig, run_dir: Path, job: dict[str, Any] | None = No
 
 
 def _run_stages(
-    cfg: DictConfig, stages: list[str], run_dir: Path, record: RunRecord, tracker: Tracker
+    cfg: DictConfig, stages: list[str], run_dir: Path, record: RunRecord, tracker: Tracker, resuming: bool
 ) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     layout, settings = RunLayout(run_dir), RunSettings.from_config(cfg)
@@ -102,23 +109,30 @@ def _run_stages(
         if rank_zero_only.rank == 0:  # every rank builds the same set; one writes it
             save_training_set(training_set, layout.training_set_dir)
         record.update(training_set=training_set.summary())
+        checkpoint = layout.last_checkpoint if resuming and layout.last_checkpoint.is_file() else None
+        previous_validation = record.data["validation"]
         with record.stage("train"):
             trained = train(cfg, model, objective, training_set, miner, sampler, layout.model_dir, tracker.loggers,
-                            precision)
+                            precision, resume_from=checkpoint)
         trainer = trained.trainer
         step = trainer.global_step
         if trained.mining_history:
             record.update(mining={**mining, **trained.mining_history})
         _log_stage(tracker, record, "train", step)
+        # A run resumed from its end-of-training checkpoint trains no epoch: its validation is the earlier one's.
         validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        validation = validation or previous_validation
         record.update(validation=validation)
         results.update(validation)
         if not trainer.is_global_zero:
             log.info("training done on this rank; rank 0 indexes and evaluates")
             return results
     if "index" in stages:
+        reusable = resuming and record.stage_done("index") and layout.index_info.is_file()
         with record.stage("index"):
-            retriever = build_index(index, model, dataset, settings, layout.index_dir)
+            retriever = _reused_index(index, model, dataset, settings, layout) if reusable else None
+            if retriever is None:
+                retriever = build_index(index, model, dataset, settings, layout.index_dir)
         _log_stage(tracker, record, "index", step)
     elif cfg.load_index:
         with record.stage("load_index"):
@@ -128,9 +142,21 @@ def _run_stages(
             metrics = evaluator(retriever, dataset, run_dir)
         _log_stage(tracker, record, "evaluate", step)
         tracker.log_metrics({f"{evaluator.split}/{name}": value for name, value in metrics.items()}, step)
-        record.update(metrics=metrics)
+        record.update(metrics=metrics, timings={**record.data.get("timings", {}), "evaluate": evaluator.timings})
         results.update(metrics)
     return results
+
+
+def _reused_index(index: Any, model: Any, dataset: Any, settings: RunSettings, layout: RunLayout) -> Any:
+    """The index a resumed run built before, if it was built from this model's embeddings of this
+    corpus (a run resumed mid-training rebuilds it from the new weights)."""
+    try:
+        retriever = load_index(index, model, dataset, settings, layout.index_dir)
+    except IndexMismatchError as err:
+        log.info("the run's index is not this model's (%s): building it again", err)
+        return None
+    log.info("reusing the run's index: %s", layout.index_dir)
+    return retriever
 
 
 def _choose_precisions(cfg: DictConfig, stages: list[str], model: Any, record: RunRecord) -> PrecisionChoice | None:

@@ -4,8 +4,14 @@ It holds the overrides, seed, git commit and dirty flag, package versions, hardw
 checksums, status, wall time and peak memory per stage, and the overall metrics (the per-query
 metrics and the TREC run file lie beside it, named under ``files``). It is rewritten atomically at
 every change, so a run that crashes or is killed leaves a complete record saying where it stopped.
+
+``status`` ends as ``done``, ``failed`` (an error) or ``interrupted`` (a signal: the run can be
+resumed); a SIGKILL leaves ``running``, which a resume takes for an interruption. A resumed run
+keeps its record: the stages done before stay, ``attempts`` counts the processes that worked on
+it, and ``resumed`` lists when each later one started and from what status.
 """
 
+import json
 import logging
 import resource
 import time
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_lab.atomic import atomic_write_json
+from retrieval_lab.interruption import RunInterrupted
 from retrieval_lab.run_layout import RECORDED_FILES, RunLayout
 
 log = logging.getLogger(__name__)
@@ -34,7 +41,7 @@ class RunRecord:
     """Builds ``<run_dir>/run.json``; ``fields`` are the run's description (overrides, seed, ...).
     Only the global rank 0 writes it: the other ranks of a distributed run share its directory."""
 
-    def __init__(self, run_dir: str | Path, **fields: Any) -> None:
+    def __init__(self, run_dir: str | Path, previous: dict[str, Any] | None = None, **fields: Any) -> None:
         # Imported here: the CLI imports this module before it knows the config is sound, and
         # Lightning (torch) costs seconds to import.
         from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -46,8 +53,18 @@ class RunRecord:
         self.data: dict[str, Any] = {
             "status": "running", "error": None, "started_at": _now(), "finished_at": None,
             "wall_seconds": None, **fields, "stages": {}, "validation": {}, "metrics": {}, "files": [],
+            "attempts": 1, "resumed": [],
         }
+        if previous is not None:  # the earlier attempts' record, stages and figures kept
+            self.data.update({**previous, **fields, "status": "running", "error": None, "finished_at": None,
+                              "attempts": previous.get("attempts", 1) + 1,
+                              "resumed": [*previous.get("resumed", []),
+                                          {"at": _now(), "after": previous.get("status")}]})
         self._write()
+
+    def stage_done(self, name: str) -> bool:
+        """Whether stage ``name`` finished, in this process or an earlier one of the run."""
+        return self.data["stages"].get(name, {}).get("status") == "done"
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -63,8 +80,8 @@ class RunRecord:
         try:
             yield
             entry["status"] = "done"
-        except BaseException:
-            entry["status"] = "failed"
+        except BaseException as err:
+            entry["status"] = "interrupted" if isinstance(err, RunInterrupted) else "failed"
             raise
         finally:
             entry["seconds"] = round(time.perf_counter() - start, 3)
@@ -78,11 +95,26 @@ class RunRecord:
     def fail(self, error: BaseException) -> None:
         self._close("failed", error=f"{type(error).__name__}: {error}")
 
+    def interrupt(self, error: BaseException) -> None:
+        self._close("interrupted", error=str(error))
+
     def _close(self, status: str, **fields: Any) -> None:
         self.data.update(status=status, finished_at=_now(),
                          wall_seconds=round(time.perf_counter() - self._start, 3), **fields)
-        self._write()
+        if status == "done":
+            self._write()
+            return
+        try:  # the run is already stopping: its own error, not this write's, is the one to report
+            self._write()
+        except OSError as err:
+            log.error("could not record the run's end in %s: %s", self.path, err)
 
     def _write(self) -> None:
         if self._writes:
             atomic_write_json(self.path, self.data)
+
+    @staticmethod
+    def read(run_dir: str | Path) -> dict[str, Any] | None:
+        """The run record in ``run_dir``, or None if there is none."""
+        path = RunLayout(Path(run_dir)).record
+        return json.loads(path.read_text()) if path.is_file() else None
