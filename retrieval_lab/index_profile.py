@@ -9,6 +9,16 @@ import numpy as np
 from retrieval_lab.index.base import Index, recall_vs_exact
 from retrieval_lab.index.flat import FlatIndex
 
+# The fields of a profile that are timings: they differ from run to run, so they go into run.json
+# (``timings``), never into metrics.json, which two identical runs write byte for byte the same.
+TIMINGS = ("build_seconds", "latency_ms_p50", "latency_ms_p95", "qps")
+
+
+def split_timings(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``report`` without its timings, and its timings."""
+    return ({k: v for k, v in report.items() if k not in TIMINGS},
+            {k: v for k, v in report.items() if k in TIMINGS})
+
 
 def profile_index(
     index: Index,

@@ -31,7 +31,9 @@ def load_runs(sweep: Path) -> list[dict]:
             continue
         overrides = yaml.safe_load(layout.overrides.read_text()) if layout.overrides.is_file() else []
         label = " ".join(o for o in overrides if o.startswith("index")) or record["index"]["kind"]
-        rows.append({"label": label, "run": str(layout.root), **record["index"],
+        # The timings (latency, QPS, build seconds) are in run.json, the rest in metrics.json.
+        timings = json.loads(layout.record.read_text()).get("timings", {}).get("evaluate", {}).get("index", {})
+        rows.append({"label": label, "run": str(layout.root), **record["index"], **timings,
                      "ndcg@10": record["metrics"].get("ndcg@10")})
     if not rows:
         raise SystemExit(f"no {METRICS_FILE} with an index profile under {sweep}")

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.model_source import model_source_problem
@@ -12,6 +12,7 @@ from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
 from retrieval_lab.evaluation.rerank import rerank
+from retrieval_lab.index_profile import split_timings
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.retrievers import Retriever
 from retrieval_lab.run_layout import RunLayout
@@ -69,6 +70,9 @@ class Evaluator:
         self.rerank_max_length = rerank_max_length
         self.rerank_batch_size = rerank_batch_size
         self.doc_template = doc_template
+        # What the last call timed (index latency, QPS, build and re-rank seconds): the pipeline
+        # records it in run.json, so that metrics.json holds only what a repeat run reproduces.
+        self.timings: dict[str, Any] = {}
 
     def __call__(self, retriever: Retriever, dataset: BeirDataset, run_dir: Path) -> dict[str, float]:
         queries = dataset.split_queries(self.split)
@@ -82,6 +86,7 @@ class Evaluator:
                    for q, docs in run.items()}
         layout = RunLayout(run_dir)
         record: dict = {"dataset": dataset.name, "split": self.split, "k": self.k}
+        timings: dict[str, Any] = {"retrieve_seconds": round(retrieval.seconds, 3)}
         if self.rerank:
             write_run(layout.first_stage_run_file, run)
             first, _ = evaluate(dataset.qrels[self.split], run, self.metrics)
@@ -89,7 +94,8 @@ class Evaluator:
             run, seconds = rerank(run, dataset, queries, cross_encoder, self.rerank_depth, self.doc_template,
                                   self.rerank_batch_size)
             record["first_stage"] = {"metrics": first}
-            record["rerank"] = {"model": self.rerank, "depth": self.rerank_depth, "seconds": round(seconds, 3)}
+            record["rerank"] = {"model": self.rerank, "depth": self.rerank_depth}
+            timings["rerank_seconds"] = round(seconds, 3)
             log.info("%s/%s first stage: %s", dataset.name, self.split,
                      "  ".join(f"{m} {first[m]:.4f}" for m in self.metrics))
         write_run(layout.run_file, run)
@@ -99,8 +105,10 @@ class Evaluator:
         atomic_write_text(layout.metrics_per_query, "\n".join(rows) + "\n")
         record |= {"num_queries": len(per_query), "metrics": overall}
         if self.profile_index:
-            record["index"] = retriever.profile(queries, retrieval, self.k, self.latency_queries)
-            log.info("index %s", record["index"])
+            profile = retriever.profile(queries, retrieval, self.k, self.latency_queries)
+            log.info("index %s", profile)
+            record["index"], timings["index"] = split_timings(profile)
+        self.timings = timings
         atomic_write_json(layout.metrics, record)
         log.info("%s/%s: %s", dataset.name, self.split,
                  "  ".join(f"{m} {overall[m]:.4f}" for m in self.metrics))
