@@ -229,10 +229,10 @@ def test_a_full_disk_is_a_storage_error_naming_the_path(dataset, tmp_path: Path,
     lines = ContentCache(cache, "negatives", ".jsonl")
     lines.store("old", {}, _write_text("x" * 100))
     file_size_limit(4096)  # the embeddings file is 7808 bytes
-    with pytest.raises(StorageError, match=rf"^\[Errno 27\] no space to write {cache}/\w+: File too large$"):
+    with pytest.raises(StorageError, match=rf"^no space to write {cache}/\w+: File too large$"):
         _embed(dataset, cache)
     new = cache / "negatives" / "new.jsonl"
-    with pytest.raises(StorageError, match=rf"^\[Errno 27\] no space to write {new}: File too large$"):
+    with pytest.raises(StorageError, match=rf"^no space to write {new}: File too large$"):
         lines.fetch("new", lambda path, record: None, lambda: ({}, _write_text("x" * 5000)))
     left = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.suffix != ".lock")
     key = earlier.key
