@@ -265,3 +265,20 @@ def test_two_jobs_that_share_a_cache_at_once_both_finish_as_a_lone_run(tmp_path:
         _same_results(shared / name, lone)
     entries = [p for p in (shared / "cache" / "embeddings").iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(entries) == 1  # one entry, made once, read by both
+
+
+def test_a_run_resumed_after_a_negative_refresh_trains_on_the_refreshed_negatives(tmp_path: Path, data_root: Path):
+    """ANCE-style refreshes change the negatives mid-run; the checkpoint carries the ones in use."""
+    args = [*ARGS, "miner=dense_refresh", "miner.refresh_every_n_steps=5", "miner.num_negatives=2",
+            "miner.rank_range=[1,10]"]
+    reference = tmp_path / "refresh_reference"
+    assert run_rlab(args, reference, data_root).returncode == 0
+    run_dir = tmp_path / "refresh_killed"
+    process = _launch(run_dir, data_root, args)
+    # Refreshes at steps 5 and 10; the checkpoint of step 12 holds the second one's negatives.
+    assert _kill_when(process, run_dir / "rlab.log", "checkpoint at step 12:", signal.SIGKILL) is not None
+    finished = _resume(run_dir, data_root)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    steps = [entry["step"] for entry in _record(run_dir)["mining"]["refreshes"]]
+    assert steps == [entry["step"] for entry in _record(reference)["mining"]["refreshes"]] and 10 in steps
+    _same_results(run_dir, reference)

@@ -7,7 +7,8 @@ Each refresh is logged (``mining/refresh/*``) and kept in :attr:`NegativeRefresh
 seconds, drop counts, share of negatives that changed), which the train stage writes into the run
 record. With several processes every rank mines the same negatives from the same (synchronised)
 weights; the data module must build batches in the main process (``data.num_workers=0``), where
-the swap is seen at once.
+the swap is seen at once. The negatives in use and the history are part of the run's checkpoint
+(:meth:`NegativeRefresh.state_dict`), so a resumed run trains on the negatives the lost one had.
 """
 
 import logging
@@ -44,6 +45,28 @@ class NegativeRefresh(pl.Callback):
         self.split = split
         self.doc_template = doc_template
         self.history: list[dict[str, Any]] = []
+        self._negatives: Negatives | None = None  # the last refresh's
+        self._restored: Negatives | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        negatives = None if self._negatives is None else {q: [list(n) for n in docs]
+                                                          for q, docs in self._negatives.items()}
+        return {"history": self.history, "negatives": negatives}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        if state["negatives"] is not None:
+            self._restored = {q: [tuple(n) for n in docs] for q, docs in state["negatives"].items()}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored is not None:  # resumed after a refresh: serve what the lost run served
+            self._use(trainer.datamodule, self._restored, self.history[-1]["step"])
+            self._restored = None
+
+    def _use(self, datamodule: Any, negatives: Negatives, step: int) -> None:
+        current = datamodule.training_set
+        datamodule.use(current.with_negatives(negatives, current.negatives_per_pair, self.miner.seed + step))
+        self._negatives = negatives
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -54,9 +77,8 @@ class NegativeRefresh(pl.Callback):
         start = time.perf_counter()
         result = self.miner.mine(self.dataset, self.split, self.doc_template, pl_module.model,
                                  seed=self.miner.seed + step)
-        current = datamodule.training_set
-        changed = changed_share(current.negatives, result.negatives)
-        datamodule.use(current.with_negatives(result.negatives, current.negatives_per_pair, self.miner.seed + step))
+        changed = changed_share(datamodule.training_set.negatives, result.negatives)
+        self._use(datamodule, result.negatives, step)
         entry = {"step": step, "seconds": round(time.perf_counter() - start, 2), "changed": round(changed, 4),
                  **result.summary()}
         self.history.append(entry)
