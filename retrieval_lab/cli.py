@@ -111,11 +111,37 @@ def _stopped(err: BaseException, run_dir: Path, job: dict[str, Any], in_sweep: b
     sys.exit(code)
 
 
+def _composition_error(argv: list[str]) -> str | None:
+    """Hydra's own error for overrides it cannot compose (a key that does not exist, a misspelt
+    group option), in one line: Hydra would print several and exit 1. Checked for a single run
+    (a sweep's values are Hydra's to expand) by composing the config once before Hydra does."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    if any(arg.startswith("-") for arg in argv[1:]):  # -m, --cfg, ...: Hydra's own paths
+        return None
+    overrides = [a for a in argv[1:] if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose("train", overrides=overrides)
+    except HydraException as err:
+        text = str(err).split("Config search path:")[0]  # Hydra's search path: noise here
+        first, *rest = [line.strip() for line in text.splitlines() if line.strip()]
+        if rest and rest[0].endswith(":"):  # "Available options in 'model':" and the options
+            rest = [f"{rest[0]} {', '.join(rest[1:])}"]
+        return f"{first} ({'; '.join(rest)})" if rest else first
+    return None
+
+
 def main() -> None:
     try:
         sys.argv = resume_argv(sys.argv)
     except ConfigError as err:
         print(f"rlab: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+    problem = _composition_error(sys.argv)
+    if problem is not None:
+        print(f"rlab: config error: {problem}", file=sys.stderr)
         sys.exit(2)
     run()
     failed = sweep_summary.failed_jobs()

@@ -107,12 +107,8 @@ CASES = [
     # -- the config: keys, group options, types ------------------------------------------------
     pytest.param(Case(("+nonsense=1",), ("config error", "nonsense")), id="unknown-key"),
     pytest.param(Case(("+objective.tempreature=0.1",), ("objective.tempreature",)), id="unknown-component-key"),
-    pytest.param(Case(("objective.tempreature=0.1",), ("objective.tempreature",)), id="override-of-a-missing-key",
-                 marks=pytest.mark.xfail(strict=True, reason="Hydra's composition error: exit 1 and several lines, "
-                                         "until cli.py reports hydra.errors.HydraException in one line")),
-    pytest.param(Case(("model=tinyy",), ("model", "tinyy")), id="misspelt-group-option",
-                 marks=pytest.mark.xfail(strict=True, reason="Hydra's composition error: exit 1 and several lines, "
-                                         "until cli.py reports hydra.errors.HydraException in one line")),
+    pytest.param(Case(("objective.tempreature=0.1",), ("objective.tempreature",)), id="override-of-a-missing-key"),
+    pytest.param(Case(("model=tinyy",), ("model", "tinyy")), id="misspelt-group-option"),
     pytest.param(Case(("data.batch_size=big",), ("data.batch_size",)), id="wrong-type"),
     pytest.param(Case(("trainer.max_epochs=three",), ("trainer.max_epochs",)), id="wrong-type-of-a-library-class"),
     pytest.param(Case(("stages=[train,deploy]",), ("stages", "deploy")), id="unknown-stage"),
