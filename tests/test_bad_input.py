@@ -29,7 +29,10 @@ LEXICAL = ["index=bm25", "stages=[index,evaluate]", "evaluator.k=10"]  # no mode
 TINY = ["model=tiny", "trainer.precision=32-true"]
 # What a run that stopped on bad input may leave: Hydra's config and log, the failed run record,
 # and what the pipeline writes before it reads the data (the composed config, the CSV logger's directory).
-LEFT_BY_A_STOPPED_RUN = {".hydra", "rlab.log", "run.json", "config.yaml", "csv"}
+# What a run stopped by bad input may leave, each file complete: Hydra's, the log, the record (status
+# failed), the config, the CSV logger's directory, and the model's encoding contract (encoding.json,
+# written whole before the first stage: a run stopped at load_index has built its model).
+LEFT_BY_A_STOPPED_RUN = {".hydra", "rlab.log", "run.json", "config.yaml", "csv", "encoding.json"}
 NO_SUCH_HUB_ID = "retrieval-lab-tests/no-such-model-7c1e"
 
 
