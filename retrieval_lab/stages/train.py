@@ -1,6 +1,7 @@
 """Stage ``train``: fit the bi-encoder with Lightning, then export it."""
 
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def train(
         with lightning_handles_sigterm():
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     except SIGTERMException:
-        raise RunInterrupted(15, f"stopped by SIGTERM during training at step {trainer.global_step}; "
+        raise RunInterrupted(signal.SIGTERM, f"stopped by SIGTERM during training at step {trainer.global_step}; "
                              f"{_checkpoint_kept(callbacks)}") from None
     except TrainingDiverged as err:
         raise TrainingDiverged(f"{err}; {_checkpoint_kept(callbacks)}") from None
