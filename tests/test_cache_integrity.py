@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,15 +206,20 @@ def test_entries_get_the_umasks_modes(dataset, tmp_path: Path):
         assert path.stat().st_mode & 0o777 == (0o775 if path.is_dir() else 0o664), path
 
 
-@pytest.fixture
-def file_size_limit():
-    """Sets how large a file this process may write (RLIMIT_FSIZE), with SIGXFSZ ignored so that a
-    write beyond fails with EFBIG, as one on a full disk fails with ENOSPC; restored after."""
+@contextmanager
+def file_size_limit(size: int):
+    """Lets this process write files up to `size` bytes (RLIMIT_FSIZE), with SIGXFSZ ignored so
+    that a write beyond fails with EFBIG, as one on a full disk fails with ENOSPC. Only inside the
+    block: the limit applies to every file the process writes, pytest's own report too (CI sends
+    it to a file far larger than the limit), so it must be lifted before the test ends."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    yield lambda size: resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    signal.signal(signal.SIGXFSZ, handler)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def _write_text(text: str):
@@ -222,18 +228,18 @@ def _write_text(text: str):
     return write
 
 
-def test_a_full_disk_is_a_storage_error_naming_the_path(dataset, tmp_path: Path, file_size_limit):
+def test_a_full_disk_is_a_storage_error_naming_the_path(dataset, tmp_path: Path):
     cache = tmp_path / "cache"
     earlier = _embed(dataset, cache, "{text}")
     earlier_rows = np.array(earlier.embeddings)
     lines = ContentCache(cache, "negatives", ".jsonl")
     lines.store("old", {}, _write_text("x" * 100))
-    file_size_limit(4096)  # the embeddings file is 7808 bytes
-    with pytest.raises(StorageError, match=rf"^no space to write {cache}/\w+: File too large$"):
-        _embed(dataset, cache)
     new = cache / "negatives" / "new.jsonl"
-    with pytest.raises(StorageError, match=rf"^no space to write {new}: File too large$"):
-        lines.fetch("new", lambda path, record: None, lambda: ({}, _write_text("x" * 5000)))
+    with file_size_limit(4096):  # the embeddings file is 7808 bytes
+        with pytest.raises(StorageError, match=rf"^no space to write {cache}/\w+: File too large$"):
+            _embed(dataset, cache)
+        with pytest.raises(StorageError, match=rf"^no space to write {new}: File too large$"):
+            lines.fetch("new", lambda path, record: None, lambda: ({}, _write_text("x" * 5000)))
     left = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.suffix != ".lock")
     key = earlier.key
     assert left == [key, f"{key}/doc_ids.txt", f"{key}/embeddings.npy", f"{key}/meta.json",
