@@ -162,7 +162,7 @@ CASES = [
                  id="qrels-misspelt-header"),
     pytest.param(Case(tuple(LEXICAL), (f"{QRELS}:12", "query id 'q99' is not in queries.jsonl"),
                       data=lambda ds: _append(ds / "qrels" / "test.tsv", "q99\td1\t1\n")), id="qrel-unknown-query"),
-    pytest.param(Case(tuple(LEXICAL), (f"{QRELS}:12", "corpus id 'd99' is not in corpus.jsonl"),
+    pytest.param(Case((*LEXICAL, "data.strict=true"), (f"{QRELS}:12", "corpus id 'd99' is not in corpus.jsonl"),
                       data=lambda ds: _append(ds / "qrels" / "test.tsv", "q30\td99\t1\n")), id="qrel-unknown-document"),
     pytest.param(Case(tuple(LEXICAL), (f"{QUERIES}:35", "'q34' has an empty text"), data=_empty_query),
                  id="empty-query-text"),

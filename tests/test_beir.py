@@ -185,8 +185,8 @@ def test_empty_corpus(tmp_path: Path) -> None:
 )
 def test_malformed_qrels(tmp_path: Path, qrels: str, line: int, message: str) -> None:
     path = write_dataset(tmp_path, test=qrels)
-    with raises_at(path / "qrels" / "test.tsv", line, message):
-        load_beir(tmp_path, "tiny", ["train", "test"], download=False)
+    with raises_at(path / "qrels" / "test.tsv", line, message):  # strict: a missing document is an error too
+        load_beir(tmp_path, "tiny", ["train", "test"], download=False, strict=True)
 
 
 def test_a_bom_and_crlf_line_endings_are_accepted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -59,7 +59,7 @@ def test_hand_computed_small_case():
         "q1": {"d1": 2, "d2": 0, "d3": 1},
         "q2": {"d1": 1},
         "q3": {"d2": 1},  # nothing retrieved: zeros, still in the mean
-        "q4": {"d1": 0},  # no relevant doc: not in the query set
+        "q4": {"d1": 0},  # no relevant doc: zeros, in the mean, as trec_eval scores it
     }
     run = {
         "q1": {"d3": 0.9, "d2": 0.8, "d1": 0.7},
@@ -68,7 +68,7 @@ def test_hand_computed_small_case():
         "q9": {"d1": 1.0},  # not in qrels: ignored
     }
     means, per_query = evaluate(qrels, run)
-    assert set(per_query) == {"q1", "q2", "q3"}
+    assert set(per_query) == {"q1", "q2", "q3", "q4"}
     assert all(set(v) == set(DEFAULT_METRICS) for v in per_query.values())
     assert set(means) == set(DEFAULT_METRICS)
 
@@ -79,11 +79,12 @@ def test_hand_computed_small_case():
         # q2: ranking d2 d1 d3, the relevant d1 at rank 2
         "q2": {"ndcg@10": 1 / math.log2(3), "mrr@10": 0.5, "recall@10": 1.0, "recall@100": 1.0, "map@100": 0.5},
         "q3": dict.fromkeys(DEFAULT_METRICS, 0.0),
+        "q4": dict.fromkeys(DEFAULT_METRICS, 0.0),
     }
     for qid, values in expected.items():
         assert per_query[qid] == pytest.approx(values, abs=1e-12), qid
     for metric in DEFAULT_METRICS:
-        assert means[metric] == pytest.approx(sum(v[metric] for v in expected.values()) / 3, abs=1e-12)
+        assert means[metric] == pytest.approx(sum(v[metric] for v in expected.values()) / 4, abs=1e-12)
 
 
 def test_ignore_identical_ids():
@@ -129,8 +130,9 @@ def test_matches_pytrec_eval_on_written_run_file(tmp_path):
 
     means, ours = evaluate(qrels, run)
 
-    query_set = {q for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
-    assert set(ours) == query_set and len(query_set) == 47
+    query_set = set(qrels)  # with the 3 queries that have no relevant document: trec_eval scores them 0
+    assert set(ours) == query_set and len(query_set) == 50
+    assert sum(not any(g > 0 for g in docs.values()) for docs in qrels.values()) == 3
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10", "recall.100", "map_cut.100"})
     ref = evaluator.evaluate(run)
     top10 = {q: dict(trec_order(docs)[:10]) for q, docs in run.items()}
@@ -138,7 +140,7 @@ def test_matches_pytrec_eval_on_written_run_file(tmp_path):
 
     # pytrec_eval leaves out queries absent from the run; they must be all zeros on our side.
     missing = query_set - set(ref)
-    assert missing == {"q3", "q4"}
+    assert missing == {"q0", "q1", "q2", "q3", "q4"}
     assert all(v == 0.0 for q in missing for v in ours[q].values())
     assert any(ours[q]["mrr@10"] > 0 for q in query_set)
 

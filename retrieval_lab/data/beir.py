@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from retrieval_lab.data.download import download_beir, layout_hint
+from retrieval_lab.data.quirks import SplitQuirks, find_quirks, report_quirks
 from retrieval_lab.errors import DataError
 from retrieval_lab.jsonl import json_lines, text_lines
 
@@ -43,6 +44,7 @@ class BeirDataset:
     corpus: dict[str, Document]  # insertion order = file order
     queries: dict[str, str]  # all queries in queries.jsonl
     qrels: dict[str, dict[str, dict[str, int]]]  # split -> query id -> doc id -> grade
+    quirks: dict[str, SplitQuirks] = field(default_factory=dict)  # split -> what its qrels hold (data/quirks.py)
 
     def split_queries(self, split: str) -> dict[str, str]:
         """The queries judged in `split`, in qrels order."""
@@ -113,12 +115,14 @@ def load_queries(path: Path) -> dict[str, str]:
 
 
 def load_qrels(
-    path: Path, *, query_ids: Container[str] | None = None, doc_ids: Container[str] | None = None
+    path: Path, *, query_ids: Container[str] | None = None, doc_ids: Container[str] | None = None,
+    missing_docs: list[tuple[int, str, str]] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Graded judgements: query id -> doc id -> grade, in file order.
 
     The header line is optional. When given, `query_ids` / `doc_ids` are the known ids
-    and a row naming any other id is an error.
+    and a row naming any other id is an error; where `missing_docs` is given, a row naming an
+    unknown document is kept and listed there as (line, query id, doc id) instead.
     """
     qrels: dict[str, dict[str, int]] = {}
     first_row = True
@@ -142,7 +146,10 @@ def load_qrels(
         if query_ids is not None and qid not in query_ids:
             raise DataError(f"{path}:{lineno}: query id {qid!r} is not in queries.jsonl")
         if doc_ids is not None and did not in doc_ids:
-            raise DataError(f"{path}:{lineno}: corpus id {did!r} is not in corpus.jsonl")
+            if missing_docs is not None:
+                missing_docs.append((lineno, qid, did))
+            else:
+                raise DataError(f"{path}:{lineno}: corpus id {did!r} is not in corpus.jsonl")
         judged = qrels.setdefault(qid, {})
         if did in judged:
             first = _first_qrel_line(path, qid, did)
@@ -155,8 +162,13 @@ def _first_qrel_line(path: Path, qid: str, did: str) -> int:
     return next(n for n, line in text_lines(path) if line.rstrip("\r\n").split("\t")[:2] == [qid, did])
 
 
-def load_beir(root: str | Path, name: str, splits: Sequence[str], download: bool = True) -> BeirDataset:
-    """Load `<root>/<name>` with the qrels of `splits`, downloading BEIR's zip first if it is absent."""
+def load_beir(root: str | Path, name: str, splits: Sequence[str], download: bool = True, *, strict: bool = False,
+              ignore_identical_ids: bool = False) -> BeirDataset:
+    """Load `<root>/<name>` with the qrels of `splits`, downloading BEIR's zip first if it is absent.
+
+    The quirks of real data (data/quirks.py) are logged and counted in ``quirks``; with `strict`
+    each is a DataError. `ignore_identical_ids`: the evaluation drops a query's own id from its
+    results, so queries that are documents are no quirk then."""
     path = Path(root) / name
     if not (path / "corpus.jsonl").is_file():
         if not download:
@@ -172,7 +184,10 @@ def load_beir(root: str | Path, name: str, splits: Sequence[str], download: bool
             )
     corpus = load_corpus(path / "corpus.jsonl")
     queries = load_queries(path / "queries.jsonl")
-    qrels = {
-        split: load_qrels(qrels_dir / f"{split}.tsv", query_ids=queries, doc_ids=corpus) for split in splits
-    }
-    return BeirDataset(name=name, path=path, corpus=corpus, queries=queries, qrels=qrels)
+    qrels, quirks = {}, {}
+    for split in splits:
+        missing: list[tuple[int, str, str]] = []
+        qrels[split] = load_qrels(qrels_dir / f"{split}.tsv", query_ids=queries, doc_ids=corpus, missing_docs=missing)
+        quirks[split] = find_quirks(qrels[split], corpus, missing)
+        report_quirks(path, split, quirks[split], strict=strict, ignore_identical_ids=ignore_identical_ids)
+    return BeirDataset(name=name, path=path, corpus=corpus, queries=queries, qrels=qrels, quirks=quirks)
