@@ -33,7 +33,17 @@ def _saved_index(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> st
     return None
 
 
+def _train_split(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> str | None:
+    if value is None and "train" in run.get("stages", ()):
+        return (f"{run['data'].get('name')!r} has no training queries (null), and stages has train: train on "
+                "another dataset (benchmark.datasets evaluates on this one), or drop train from stages")
+    return None
+
+
 RUN_RULES = (
+    Param("data.train_split", _train_split),
+    Param("data.query_max_length", at_least(1)),
+    Param("data.doc_max_length", at_least(1)),
     Param("data.batch_size", at_least(1)),
     Param("data.val_queries", at_least(0)),
     Param("data.val_distractors", at_least(0)),

@@ -23,13 +23,26 @@ class PathsSchema:
 
 
 @dataclass
+class MtebTaskSchema:
+    """The MTEB task a dataset is, for its MTEB-format results file."""
+    task_name: str = MISSING
+    revision: str = MISSING
+    split: str = MISSING
+
+
+@dataclass
 class DataSchema:
     name: str = MISSING
     root: str = MISSING
     download: bool = True
-    train_split: str = "train"
+    strict: bool = False
+    train_split: Optional[str] = None
     eval_split: str = "test"
     doc_template: str = "{title} {text}"
+    ignore_identical_ids: bool = False
+    query_max_length: Optional[int] = None
+    doc_max_length: Optional[int] = None
+    mteb: Optional[MtebTaskSchema] = None
     batch_size: int = 32
     val_queries: int = 0
     val_distractors: int = 1000
@@ -60,5 +73,6 @@ class RunSchema:
     callbacks: Optional[Any] = None
     optimized_metric: Optional[str] = None
     load_index: Optional[str] = None
+    benchmark: Optional[Any] = None
     encode_batch_size: int = 64
     progress: bool = True

@@ -58,8 +58,12 @@ def download_beir(
     """Fetch `<base_url>/<name>.zip` into `<root>/<name>` and return that path.
 
     `md5` overrides the published checksum; a name without one is refused unless it is given.
+    A forum of CQADupStack (``cqadupstack/android``) comes in BEIR's one zip of all 12 forums:
+    that zip is fetched into `<root>/cqadupstack`.
     """
     root = Path(root)
+    wanted = name
+    name = name.split("/", 1)[0]
     dest = root / name
     expected = (md5 or BEIR_MD5.get(name, "")).lower()
     if not expected:
@@ -85,11 +89,11 @@ def download_beir(
             ) from None
         if digest != expected:
             raise DataError(f"{url}: MD5 mismatch (expected {expected}, got {digest}); the download was deleted")
-        _extract(archive, url, name, dest)
+        _extract(archive, url, name, dest, Path(wanted).relative_to(name) / "corpus.jsonl")
     finally:
         if archive is not None:
             archive.unlink(missing_ok=True)
-    return dest
+    return root / wanted
 
 
 def _copy(src: BinaryIO, dst: BinaryIO) -> str:
@@ -101,8 +105,9 @@ def _copy(src: BinaryIO, dst: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _extract(archive: Path, url: str, name: str, dest: Path) -> None:
-    """Unpack `archive` (with or without a top-level `<name>/` folder) and rename it to `dest`."""
+def _extract(archive: Path, url: str, name: str, dest: Path, corpus: Path) -> None:
+    """Unpack `archive` (with or without a top-level `<name>/` folder) and rename it to `dest`;
+    `corpus` is where in it the corpus must be."""
     tmp_dir = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{name}."))
     try:
         try:
@@ -111,8 +116,8 @@ def _extract(archive: Path, url: str, name: str, dest: Path) -> None:
         except zipfile.BadZipFile as e:
             raise DataError(f"{url}: not a valid zip archive ({e})") from None
         src = tmp_dir / name if (tmp_dir / name).is_dir() else tmp_dir
-        if not (src / "corpus.jsonl").is_file():
-            raise DataError(f"{url}: archive has no {name}/corpus.jsonl")
+        if not (src / corpus).is_file():
+            raise DataError(f"{url}: archive has no {(Path(name) / corpus).as_posix()}")
         src.replace(dest)  # atomic; also takes the place of an empty directory
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
