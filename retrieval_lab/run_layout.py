@@ -24,8 +24,15 @@ A run directory (``hydra.run.dir``, or ``<sweep dir>/<job num>/`` in a sweep)::
     ├── run_first_stage.trec    evaluate, with re-ranking: the first stage's TREC run
     ├── run.trec                evaluate: the TREC run, k documents per query
     ├── metrics_per_query.tsv   evaluate: query_id, then one column per metric
-    └── metrics.json            evaluate: dataset, split, k, num_queries, metrics, the index
-                                profile (index), first_stage and rerank when re-ranked
+    ├── metrics.json            evaluate: dataset, split, k, num_queries, metrics, the index
+    │                           profile (index), first_stage and rerank when re-ranked
+    └── mteb/<task>.json        evaluate, where data.mteb names the MTEB task: the results in
+                                MTEB's results-file format (evaluation.mteb_results)
+
+A benchmark run (``benchmark=...``: one model, several datasets) holds the run's own files
+(run.json, config.yaml, the training ones) and ``benchmark.json`` (the metrics of each dataset,
+their mean, what was skipped: benchmark.py); each dataset's index and evaluation files (index/,
+run.trec, metrics*.json/tsv, mteb/) are in its own ``<run dir>/<dataset name>/``.
 
 A sweep directory (``hydra.sweep.dir``) holds one run directory per job (``0/``, ``1/``, ...) and
 ``sweep.json`` (sweep_summary: each job's overrides, status, error and optimized metric).
@@ -52,6 +59,8 @@ INDEX_DIR = "index"
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT_FILE = "last.ckpt"  # inside CHECKPOINTS_DIR (training.checkpointing)
 LOG_FILE = "rlab.log"
+MTEB_DIR = "mteb"
+BENCHMARK_FILE = "benchmark.json"
 HYDRA_DIR = ".hydra"
 OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 TRAINING_LOG = "csv/metrics.csv"
@@ -134,6 +143,17 @@ class RunLayout:
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoints_dir / LAST_CHECKPOINT_FILE
+
+    def mteb_results(self, task_name: str) -> Path:
+        return self.root / MTEB_DIR / f"{task_name}.json"
+
+    @property
+    def benchmark(self) -> Path:
+        return self.root / BENCHMARK_FILE
+
+    def dataset(self, name: str) -> "RunLayout":
+        """The layout of a benchmark dataset's own sub-directory (``cqadupstack/android`` nests)."""
+        return RunLayout(self.root / name)
 
     @property
     def log(self) -> Path:

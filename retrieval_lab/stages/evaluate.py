@@ -11,6 +11,7 @@ from retrieval_lab.config.model_source import model_source_problem
 from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
+from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, write_mteb_result
 from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index_profile import split_timings
 from retrieval_lab.models.cross_encoder import CrossEncoder
@@ -36,6 +37,9 @@ class Evaluator:
             first stage's run and metrics are kept beside the re-ranked ones.
         rerank_depth, rerank_max_length, rerank_batch_size: how deep, how long an input, how many at once.
         doc_template: the document text the cross-encoder reads.
+        mteb: the MTEB task this dataset is (``task_name``, ``revision``, ``split``; the dataset
+            config's ``mteb``): the results are also written as its MTEB results file,
+            ``mteb/<task_name>.json``, when ``split`` is the one evaluated.
     """
 
     # A depth of 0 would write an empty run and score every metric 0.
@@ -58,6 +62,7 @@ class Evaluator:
         rerank_max_length: int = 512,
         rerank_batch_size: int = 32,
         doc_template: str = "{title} {text}",
+        mteb: dict[str, str] | None = None,
     ) -> None:
         self.split = split
         self.k = k
@@ -70,6 +75,7 @@ class Evaluator:
         self.rerank_max_length = rerank_max_length
         self.rerank_batch_size = rerank_batch_size
         self.doc_template = doc_template
+        self.mteb = dict(mteb) if mteb else None
         # What the last call timed (index latency, QPS, build and re-rank seconds): the pipeline
         # records it in run.json, so that metrics.json holds only what a repeat run reproduces.
         self.timings: dict[str, Any] = {}
@@ -99,11 +105,19 @@ class Evaluator:
             log.info("%s/%s first stage: %s", dataset.name, self.split,
                      "  ".join(f"{m} {first[m]:.4f}" for m in self.metrics))
         write_run(layout.run_file, run)
-        overall, per_query = evaluate(dataset.qrels[self.split], run, self.metrics)
+        # The MTEB file's metrics are scored with the others, in one pass over the run.
+        mteb = self.mteb if self.mteb and self.mteb["split"] == self.split else None
+        wanted = list(dict.fromkeys([*self.metrics, *(MTEB_METRICS if mteb else ())]))
+        scored, per_query = evaluate(dataset.qrels[self.split], run, wanted)
+        overall = {m: scored[m] for m in self.metrics}
         rows = ["query_id\t" + "\t".join(self.metrics)]
         rows += [f"{q}\t" + "\t".join(f"{v[m]:.6f}" for m in self.metrics) for q, v in per_query.items()]
         atomic_write_text(layout.metrics_per_query, "\n".join(rows) + "\n")
         record |= {"num_queries": len(per_query), "metrics": overall}
+        if mteb:
+            path = layout.mteb_results(mteb["task_name"])
+            write_mteb_result(path, mteb, mteb_scores(scored), retrieval.seconds)
+            log.info("MTEB results file: %s", path)
         if self.profile_index:
             profile = retriever.profile(queries, retrieval, self.k, self.latency_queries)
             log.info("index %s", profile)
