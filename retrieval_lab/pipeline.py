@@ -12,9 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from retrieval_lab import PROJECT_DIR
 from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.schema import STAGES
+from retrieval_lab.benchmark import summarize
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.index.saved import IndexMismatchError
 from retrieval_lab.interruption import RunInterrupted
+from retrieval_lab.models.dataset_lengths import dataset_lengths
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.record import RunRecord
 from retrieval_lab.run_layout import RunLayout
@@ -67,17 +69,17 @@ def _run_stages(
 ) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     layout, settings = RunLayout(run_dir), RunSettings.from_config(cfg)
-    evaluator = instantiate(cfg.evaluator)
+    benchmark = instantiate(cfg.benchmark) if cfg.get("benchmark") else None
+    evaluator = instantiate(cfg.evaluator) if benchmark is None else None
     splits = []
     if "train" in stages:
         splits.append(cfg.data.train_split)
-    if "evaluate" in stages:
+    if evaluator is not None and "evaluate" in stages:
         splits.append(evaluator.split)
-    dataset = load_beir(cfg.data.root, cfg.data.name, splits, download=cfg.data.download)
-    log.info("loaded %s: %d docs, %d queries, splits %s",
-             dataset.name, len(dataset.corpus), len(dataset.queries), splits)
-    record.update(data={"name": dataset.name, "path": str(dataset.path),
-                        "sha256": data_checksums(dataset.path, splits)})
+    dataset = None
+    if splits or benchmark is None:
+        dataset = _load_dataset(cfg.data, splits, evaluator)
+        record.update(data=_data_record(dataset, splits))
     # Each component built once from its config. The model is None where the index reads the
     # texts themselves (index=bm25); the index is a vector index factory, or BM25 itself.
     model = instantiate(cfg.model) if cfg.model is not None else None
@@ -127,24 +129,97 @@ def _run_stages(
         if not trainer.is_global_zero:
             log.info("training done on this rank; rank 0 indexes and evaluates")
             return results
-    if "index" in stages:
-        reusable = resuming and record.stage_done("index") and layout.index_info.is_file()
-        with record.stage("index"):
-            retriever = _reused_index(index, model, dataset, settings, layout) if reusable else None
-            if retriever is None:
-                retriever = build_index(index, model, dataset, settings, layout.index_dir)
-        _log_stage(tracker, record, "index", step)
-    elif cfg.load_index:
-        with record.stage("load_index"):
-            retriever = load_index(index, model, dataset, settings, Path(cfg.load_index))
-    if "evaluate" in stages:
-        with record.stage("evaluate"):
-            metrics = evaluator(retriever, dataset, run_dir)
-        _log_stage(tracker, record, "evaluate", step)
-        tracker.log_metrics({f"{evaluator.split}/{name}": value for name, value in metrics.items()}, step)
-        record.update(metrics=metrics, timings={**record.data.get("timings", {}), "evaluate": evaluator.timings})
-        results.update(metrics)
+    if benchmark is not None:
+        results.update(_run_benchmark(cfg, benchmark, stages, model, record, tracker, step, resuming))
+        return results
+    results.update(_index_and_evaluate(cfg, stages, dataset, model, index, evaluator, settings, layout, record,
+                                       tracker, step, resuming))
     return results
+
+
+def _load_dataset(data: DictConfig, splits: list[str], evaluator: Any) -> Any:
+    ignored = evaluator.ignore_identical_ids if evaluator is not None else data.ignore_identical_ids
+    dataset = load_beir(data.root, data.name, splits, download=data.download, strict=data.strict,
+                        ignore_identical_ids=ignored)
+    log.info("loaded %s: %d docs, %d queries, splits %s",
+             dataset.name, len(dataset.corpus), len(dataset.queries), splits)
+    return dataset
+
+
+def _data_record(dataset: Any, splits: list[str]) -> dict[str, Any]:
+    """run.json's ``data``: what was read, its checksums and its quirks (data/quirks.py)."""
+    return {"name": dataset.name, "path": str(dataset.path), "sha256": data_checksums(dataset.path, splits),
+            "quirks": {split: dataset.quirks[split].counts() for split in splits}}
+
+
+def _index_and_evaluate(cfg: DictConfig, stages: list[str], dataset: Any, model: Any, index: Any, evaluator: Any,
+                        settings: RunSettings, layout: RunLayout, record: RunRecord, tracker: Tracker, step: int,
+                        resuming: bool, suffix: str = "") -> dict[str, float]:
+    """The index and evaluate stages over one dataset, into ``layout`` (a benchmark dataset's
+    stages are recorded as ``index/<name>``, ``evaluate/<name>``)."""
+    index_stage, evaluate_stage = f"index{suffix}", f"evaluate{suffix}"
+    with dataset_lengths(model, cfg.data):
+        if "index" in stages:
+            reusable = resuming and record.stage_done(index_stage) and layout.index_info.is_file()
+            with record.stage(index_stage):
+                retriever = _reused_index(index, model, dataset, settings, layout) if reusable else None
+                if retriever is None:
+                    retriever = build_index(index, model, dataset, settings, layout.index_dir)
+            _log_stage(tracker, record, index_stage, step)
+        elif cfg.load_index:
+            with record.stage(f"load_index{suffix}"):
+                retriever = load_index(index, model, dataset, settings, Path(cfg.load_index))
+        if "evaluate" not in stages:
+            return {}
+        with record.stage(evaluate_stage):
+            metrics = evaluator(retriever, dataset, layout.root)
+    _log_stage(tracker, record, evaluate_stage, step)
+    tracker.log_metrics({f"{evaluator.split}{suffix}/{name}": value for name, value in metrics.items()}, step)
+    timings = {**record.data.get("timings", {}), evaluate_stage: evaluator.timings}
+    if suffix:
+        record.update(timings=timings)
+    else:
+        record.update(metrics=metrics, timings=timings)
+    return metrics
+
+
+def _run_benchmark(cfg: DictConfig, benchmark: Any, stages: list[str], model: Any, record: RunRecord,
+                   tracker: Tracker, step: int, resuming: bool) -> dict[str, float]:
+    """Index and evaluate each dataset of the benchmark with its own config, into its own
+    sub-directory of the run; ``benchmark.json`` after each, so a run cut short keeps what it did."""
+    layout = record.layout
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    datasets_record: dict[str, Any] = {}
+    for name in benchmark.datasets:
+        ds_cfg = benchmark.dataset_config(name, cfg)
+        reason = benchmark.available(ds_cfg.data)
+        if reason is not None:
+            log.warning("benchmark: skipping %s: %s", name, reason)
+            skipped[name] = reason
+        else:
+            evaluator = instantiate(ds_cfg.evaluator)
+            dataset = _load_dataset(ds_cfg.data, [evaluator.split], evaluator)
+            datasets_record[name] = _data_record(dataset, [evaluator.split])
+            record.update(benchmark_data=datasets_record)
+            index = instantiate(ds_cfg.index) if "index" in stages or cfg.load_index else None
+            ds_layout = layout.dataset(name)
+            metrics = _index_and_evaluate(ds_cfg, stages, dataset, model, index, evaluator,
+                                          RunSettings.from_config(ds_cfg), ds_layout, record, tracker, step,
+                                          resuming, suffix=f"/{name}")
+            if metrics:
+                results[name] = {"dir": name, "split": evaluator.split, "num_queries": len(dataset.qrels[evaluator.split]),
+                                 "metrics": metrics}
+        if "evaluate" in stages:
+            summary = summarize(results, skipped)
+            atomic_write_json(layout.benchmark, summary)
+    if "evaluate" not in stages:
+        return {}
+    log.info("benchmark mean over %s: %s", ", ".join(summary["mean_over"]) or "no dataset",
+             "  ".join(f"{m} {v:.4f}" for m, v in summary["mean"].items()))
+    tracker.log_metrics({f"benchmark/{m}": v for m, v in summary["mean"].items()}, step)
+    record.update(metrics=summary["mean"], benchmark={"mean_over": summary["mean_over"], "skipped": skipped})
+    return dict(summary["mean"])
 
 
 def _reused_index(index: Any, model: Any, dataset: Any, settings: RunSettings, layout: RunLayout) -> Any:

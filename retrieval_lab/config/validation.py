@@ -41,6 +41,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("stages", f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
     if "index" in container["stages"] and container["load_index"]:
         raise ConfigError("load_index", "set, but stages also builds an index: drop one of them")
+    if container.get("benchmark") and container["load_index"]:
+        raise ConfigError("load_index", "a saved index holds one corpus, and benchmark evaluates several: "
+                          "drop load_index (each dataset's index is built, or found in the embedding cache)")
     if "evaluate" in container["stages"] and not ("index" in container["stages"] or container["load_index"]):
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
     _check_model_and_index(container)
