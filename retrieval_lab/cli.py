@@ -130,6 +130,8 @@ def _composition_error(argv: list[str]) -> str | None:
         if rest and rest[0].endswith(":"):  # "Available options in 'model':" and the options
             rest = [f"{rest[0]} {', '.join(rest[1:])}"]
         return f"{first} ({'; '.join(rest)})" if rest else first
+    except ValueError as err:  # Hydra's own, for a group override it cannot take (model=null)
+        return f"{err} (overrides: {' '.join(overrides)})"
     return None
 
 

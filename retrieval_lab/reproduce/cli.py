@@ -26,7 +26,7 @@ from retrieval_lab.run_layout import RunLayout
 
 SUMMARY_FILE = "reproduce.json"
 HYDRA_HINT = "Set the environment variable HYDRA_FULL_ERROR"  # printed after a task's traceback
-COLUMNS = "{:<24} {:<12} {:>9} {:>9} {:>9}  {:<6} {}"
+COLUMNS = "{:<24} {:<20} {:>9} {:>9} {:>9}  {:<8} {}"
 
 
 @dataclass
@@ -51,6 +51,8 @@ class RowResult:
     precision: str | None = None
     pinned_for: str | None = None
     checks: list[Check] = field(default_factory=list)
+    # A benchmark row's datasets with no pin: <dataset>/ndcg@10 -> value, printed as REPORTED.
+    reported: dict[str, float] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -87,13 +89,32 @@ def run_row(spec: Spec, row: Row, output_dir: Path, extra: list[str]) -> RowResu
         result.error = f"rlab exited {process.returncode}: {_last_line(output_dir / f'{row.name}.log')}"
     else:
         try:
-            metrics = json.loads(layout.metrics.read_text())["metrics"]
+            metrics = run_metrics(layout)
         except (OSError, ValueError, KeyError) as err:
-            result.error = f"no metrics in {layout.metrics} ({err})"
+            result.error = f"no metrics in {layout.metrics} or {layout.benchmark} ({err})"
     result.precision = run_precision(run_dir)
     pins, result.pinned_for = row.pins(result.precision)
     result.checks = check_metrics(pins, metrics)
+    result.reported = unpinned_datasets(pins, metrics or {})
     return result
+
+
+def unpinned_datasets(pins: dict[str, float], metrics: dict[str, float]) -> dict[str, float]:
+    """A benchmark row's datasets that no pin names: their nDCG@10, reported, never checked."""
+    pinned = {metric.rsplit("/", 1)[0] for metric in pins if "/" in metric}
+    return {m: v for m, v in metrics.items()
+            if m.endswith("/ndcg@10") and (dataset := m.rsplit("/", 1)[0]) != "mean" and dataset not in pinned}
+
+
+def run_metrics(layout: RunLayout) -> dict[str, float]:
+    """A run's metrics; a benchmark run's as ``<dataset>/<metric>`` and ``mean/<metric>``."""
+    if not layout.benchmark.is_file():
+        return json.loads(layout.metrics.read_text())["metrics"]
+    benchmark = json.loads(layout.benchmark.read_text())
+    metrics = {f"mean/{m}": v for m, v in benchmark["mean"].items()}
+    for name, entry in benchmark["datasets"].items():
+        metrics.update({f"{name}/{m}": v for m, v in entry["metrics"].items()})
+    return metrics
 
 
 def run_precision(run_dir: Path) -> str | None:
@@ -123,6 +144,8 @@ def print_row(result: RowResult) -> None:
     for check in result.checks:
         print(COLUMNS.format(result.name, check.metric, _fmt(check.expected), _fmt(check.actual),
                              _fmt(check.diff, signed=True), check.status, result.precision or "-"))
+    for metric, value in result.reported.items():
+        print(COLUMNS.format(result.name, metric, "-", _fmt(value), "-", "REPORTED", result.precision or "-"))
     if result.pinned_for:
         print(f"  {result.name}: checked against the pins for {result.pinned_for} (expected_at)")
     if result.error:
