@@ -2,6 +2,7 @@
 
     rlab-compare outputs/multirun/<sweep dir> --baseline <run dir> --metric ndcg@10
     rlab-compare <run dir> <run dir> ... --html report.html
+    rlab-compare <benchmark run> <run dir> ... --by-dataset --reference results/<model>/<revision>
 
 Everything is computed in memory first and written (atomically) only once it all succeeded, so
 bad input (exit status 2, one line on stderr) leaves no file half-written or stale-and-new mixed.
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from retrieval_lab.atomic import atomic_write_bytes, atomic_write_text
-from retrieval_lab.compare import plots, report, table
+from retrieval_lab.compare import by_dataset, plots, report, table
 from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.compare.grouping import Group, group_runs, run_labels
 from retrieval_lab.compare.runs import Run, find_run_dirs, load_runs
@@ -48,7 +49,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path,
                         help="directory for table.md, table.csv and the PNGs (default: <first path>/compare)")
     parser.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
+    parser.add_argument("--by-dataset", action="store_true",
+                        help="one column per dataset (single and benchmark runs) and their mean, "
+                             f"each dataset tested against --baseline: {by_dataset.TABLE_MD}, "
+                             f"{by_dataset.TABLE_CSV}, {by_dataset.PLOT}")
+    parser.add_argument("--reference", type=Path, action="append", metavar="MTEB_RESULTS",
+                        help="with --by-dataset: a row from an MTEB results file, or a directory of them "
+                             "(results/<model>/<revision>/); repeatable")
     args = parser.parse_args(argv)
+    if args.reference and not args.by_dataset:
+        parser.error("--reference needs --by-dataset")
     if not 0 < args.alpha < 1:
         parser.error(f"--alpha must be in (0, 1), got {args.alpha}")
     if args.permutations < 1:
@@ -113,8 +123,22 @@ def _images(frame: pd.DataFrame, groups: list[Group], runs: dict[str, Run],
     return images
 
 
-def build(args: argparse.Namespace) -> Outputs:
-    """Loads, tests, tabulates and plots; raises CompareError on bad input, writing nothing."""
+def build_by_dataset(args: argparse.Namespace, tasks=None) -> Outputs:
+    result = by_dataset.build(args, tasks)
+    out = args.out or args.paths[0] / "compare"
+    outputs = Outputs(stdout=result.markdown, warnings=result.warnings)
+    outputs.files = {out / name: content for name, content in result.files.items()}
+    if args.html:
+        title = "rlab-compare --by-dataset: " + " ".join(str(p) for p in args.paths)
+        outputs.files[args.html] = by_dataset.html(result, title, args.metric)
+    return outputs
+
+
+def build(args: argparse.Namespace, tasks=None) -> Outputs:
+    """Loads, tests, tabulates and plots; raises CompareError on bad input, writing nothing.
+    ``tasks``: the MTEB task -> data config map for --reference (default: read from conf/data)."""
+    if args.by_dataset:
+        return build_by_dataset(args, tasks)
     runs = load_runs(args.paths)
     done = [run for run in runs if run.ok]
     failed = [run for run in runs if not run.ok]

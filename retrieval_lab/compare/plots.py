@@ -58,6 +58,55 @@ def metric_bars(bars: list[Bar], metric: str) -> bytes:
     return _png(fig)
 
 
+@dataclass(frozen=True)
+class Series:
+    """One row of a grouped bar chart: a value per x position (NaN: none), its std, its marks."""
+
+    label: str
+    values: list[float]
+    stds: list[float]  # NaN: no error bar
+    marks: list[str]  # significance marks shown above the bar
+    highlight: bool = False  # the baseline
+
+
+def grouped_bars(columns: list[str], series: list[Series], metric: str) -> bytes:
+    """Vertical bars grouped by column (datasets on x), one bar per series in order, error bars
+    one std across seeds where there is one, the marks above the bars; the last column (the
+    mean) set apart; the legend below."""
+    n = max(1, len(series))
+    width = 0.8 / n
+    legend_rows = math.ceil(n / 2)
+    fig = Figure(figsize=(min(40.0, max(9.0, 1.5 + len(columns) * (0.25 * n + 0.5))), 4.8 + 0.25 * legend_rows))
+    ax = fig.add_subplot()
+    x = np.arange(len(columns))
+    for i, s in enumerate(series):
+        pos = x - 0.4 + width * (i + 0.5)
+        values = np.array(s.values, dtype=float)
+        stds = np.array(s.stds, dtype=float)
+        shown = ~np.isnan(values)
+        ax.bar(pos[shown], values[shown], width, color=f"C{i % 10}",
+               edgecolor="black" if s.highlight else "none", linewidth=1.2,
+               hatch="//" if s.highlight else None, label=s.label)
+        spread = shown & ~np.isnan(stds)
+        if spread.any():
+            ax.errorbar(pos[spread], values[spread], yerr=stds[spread], fmt="none", ecolor="black", capsize=2)
+        for xi, value, std, mark in zip(pos, values, stds, s.marks):
+            if mark and not math.isnan(value):
+                top = value + (0.0 if math.isnan(std) else std)
+                ax.annotate(mark, (xi, top), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8)
+    if len(columns) > 1:
+        ax.axvline(len(columns) - 1.5, color="grey", linestyle="--", linewidth=0.8)
+    ax.set_xticks(x, columns, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(columns) - 0.4)
+    ax.set_ylabel(metric)
+    marked = any(mark for s in series for mark in s.marks)
+    ax.set_title(f"{metric} per dataset" + (" (marks: significant against the baseline)" if marked else ""))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    return _png(fig)
+
+
 def read_training_log(run: Run) -> pd.DataFrame | None:
     """The run's Lightning CSVLogger log (``run_layout.TRAINING_LOG``), or None when the run has none."""
     path = run.layout.training_log

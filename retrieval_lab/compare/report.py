@@ -51,11 +51,11 @@ def _runs_section(runs: list[tuple[str, str, Run]], metric: str) -> str:
 
 def render(title: str, header: list[str], cells: list[list[str]], baseline_row: int | None,
            legend: list[str], notes: list[str], plots: dict[str, bytes],
-           runs: list[tuple[str, str, Run]], metric: str) -> str:
+           runs: list[tuple[str, str, Run]], metric: str, heading: str | None = None) -> str:
     """The report's HTML text.
 
     ``runs`` is (run label, group label, run) for every run, failed ones included;
-    ``plots`` maps a caption to PNG bytes.
+    ``plots`` maps a caption to PNG bytes; ``heading`` is the table's (default: the metric, best first).
     """
     classes = ["baseline" if i == baseline_row else "" for i in range(len(cells))]
     failed = [(label, run) for label, _, run in runs if not run.ok]
@@ -64,7 +64,7 @@ def render(title: str, header: list[str], cells: list[list[str]], baseline_row: 
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f"<h2>Results ({escape(metric)}, best first)</h2>",
+        f"<h2>{escape(heading or f'Results ({metric}, best first)')}</h2>",
         _table(header, cells, classes) if cells else "<p>No completed run.</p>",
         '<div class="legend">' + "".join(f"<p>{escape(line)}</p>" for line in legend) + "</div>",
     ]

@@ -1,6 +1,8 @@
 """Finding run directories under the given paths and loading what ``rlab`` wrote there.
 
-A run directory holds ``run.json`` (the run record) and/or ``metrics.json`` (the evaluation).
+A run directory holds ``run.json`` (the run record) and/or ``metrics.json`` (the evaluation);
+a benchmark run (several datasets) holds ``benchmark.json`` instead of ``metrics.json``, read by
+``rlab-compare --by-dataset`` (by_dataset.py).
 A Hydra job directory with only ``.hydra/overrides.yaml`` also counts: it is a job that died
 before writing either, and is reported as failed rather than silently missing from a sweep.
 Every path is taken from :class:`~retrieval_lab.run_layout.RunLayout`.
@@ -21,8 +23,13 @@ import yaml
 from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.run_layout import METRICS_FILE, OVERRIDES_FILE, RECORD_FILE, RunLayout
 
+try:  # run_layout names it from the benchmark runs on; the same name until then
+    from retrieval_lab.run_layout import BENCHMARK_FILE
+except ImportError:  # pragma: no cover
+    BENCHMARK_FILE = "benchmark.json"
+
 # What marks a directory as a run directory: any of these files in it.
-MARKERS = (RECORD_FILE, METRICS_FILE, OVERRIDES_FILE)
+MARKERS = (RECORD_FILE, METRICS_FILE, BENCHMARK_FILE, OVERRIDES_FILE)
 
 # Overrides that say where or how verbosely a run ran, or how it was tracked, not what it computed.
 INFRASTRUCTURE_PREFIXES = ("hydra.", "paths.", "progress", "logger", "tags")
@@ -84,8 +91,8 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
             raise CompareError(f"{path}: not a directory (give run or sweep directories)")
         runs = _walk(path)
         if not runs:
-            raise CompareError(f"{path}: no run directories below it "
-                               f"(none holds {RECORD_FILE}, {METRICS_FILE} or {OVERRIDES_FILE})")
+            raise CompareError(f"{path}: no run directories below it (none holds "
+                               f"{RECORD_FILE}, {METRICS_FILE}, {BENCHMARK_FILE} or {OVERRIDES_FILE})")
         found.update(dict.fromkeys(run.resolve() for run in runs))
     return list(found)
 
@@ -160,6 +167,8 @@ def load_run(path: Path) -> Run:
     if status == "done" and not metrics:
         # Only finished runs with metrics are compared; the others are listed as failed.
         where = f"{METRICS_FILE} missing" if evaluation is None else f"empty in {METRICS_FILE}"
+        if evaluation is None and (path / BENCHMARK_FILE).is_file():
+            where = f"a benchmark run: its metrics are per dataset, in {BENCHMARK_FILE}; compare it with --by-dataset"
         status, error = "failed", error or f"no metrics ({where})"
 
     seed = record.get("seed") if record is not None else None
