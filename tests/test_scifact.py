@@ -3,7 +3,9 @@ OKish (zero-shot MiniLM reproduces MTEB, BM25 reproduces bm25s, the default fine
 seed-42 figure), and the run directories it keeps pass the checks below.
 
 `rlab-reproduce scifact` runs once for the module (module-scoped), each row through the CLI exactly
-as a user types it; the suite encodes SciFact's corpus twice in all.
+as a user types it; the suite encodes SciFact's corpus twice in all. `rlab-reproduce beir` (MiniLM
+zero-shot and BM25 as benchmarks over SciFact and ArguAna) runs after it with the same embedding
+cache: it encodes only ArguAna.
 """
 
 import json
@@ -48,6 +50,57 @@ def run_dirs(reproduction) -> dict[str, Path]:
     assert (out / "reproduce.json").is_file(), result.stdout + result.stderr[-3000:]
     rows = json.loads((out / "reproduce.json").read_text())["rows"]
     return {row["name"]: Path(row["run_dir"]) for row in rows}
+
+
+@pytest.fixture(scope="module")
+def beir_run_dirs(reproduction, scifact_root) -> dict[str, Path]:
+    """`rlab-reproduce beir`, sharing the SciFact reproduction's cache: row name -> its run directory."""
+    _, scifact_out = reproduction
+    out = scifact_out.parent / "reproduce_beir"
+    result = subprocess.run(
+        [sys.executable, "-m", "retrieval_lab.reproduce", "beir", "--output-dir", str(out),
+         f"paths.cache_dir={scifact_out.parent / 'cache'}", "progress=false"],
+        cwd=REPO, env=dict(os.environ, RLAB_DATA_DIR=str(scifact_root), PYTHONUNBUFFERED="1"),
+        capture_output=True, text=True, timeout=3600, check=False,
+    )
+    assert (out / "reproduce.json").is_file(), result.stdout + result.stderr[-3000:]
+    summary = json.loads((out / "reproduce.json").read_text())
+    statuses = {(row["name"], c["metric"]): c["status"] for row in summary["rows"] for c in row["checks"]}
+    assert result.returncode == 0 and all(s in (OK, OKISH) for s in statuses.values()), result.stdout
+    return {row["name"]: Path(row["run_dir"]) for row in summary["rows"]}
+
+
+def test_arguana_zero_shot_is_mtebs_figure_and_agrees_with_pytrec_eval(beir_run_dirs, scifact_root):
+    benchmark = json.loads((beir_run_dirs["minilm_zero_shot"] / "benchmark.json").read_text())
+    assert {"arguana", "scifact"} <= set(benchmark["mean_over"])
+    arguana = benchmark["datasets"]["arguana"]
+    assert arguana["metrics"]["ndcg@10"] == pytest.approx(0.50167, abs=0.0005)  # MTEB's figure
+    run_dir = beir_run_dirs["minilm_zero_shot"] / arguana["dir"]
+    qrels = load_beir(scifact_root, "arguana", ["test"], download=False).qrels["test"]
+    run = read_run(run_dir / "run.trec")
+    assert not any(q in docs for q, docs in run.items())  # identical ids ignored
+    trec = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    assert len(trec) == 1406
+    assert arguana["metrics"]["ndcg@10"] == pytest.approx(np.mean([v["ndcg_cut_10"] for v in trec.values()]), abs=1e-6)
+    means = {m: np.mean([benchmark["datasets"][d]["metrics"][m] for d in benchmark["mean_over"]])
+             for m in benchmark["mean"]}
+    assert benchmark["mean"] == pytest.approx(means, abs=1e-12)
+    record = json.loads((beir_run_dirs["minilm_zero_shot"] / "run.json").read_text())
+    assert record["benchmark_data"]["arguana"]["quirks"]["test"] == {
+        "qrels_docs_not_in_corpus": 5, "non_relevant_judgements": 0, "queries_without_relevant": 0,
+        "queries_in_corpus": 1298}
+    assert "trec-covid" in benchmark["skipped"]  # absent under data.root, download off: listed, not fatal
+
+
+@pytest.mark.parametrize("task, dataset", [("SciFact", "scifact"), ("ArguAna", "arguana")])
+def test_the_mteb_results_files_load_in_mteb(beir_run_dirs, task, dataset):
+    import mteb
+
+    run_dir = beir_run_dirs["minilm_zero_shot"]
+    result = mteb.TaskResult.from_disk(run_dir / dataset / "mteb" / f"{task}.json")
+    benchmark = json.loads((run_dir / "benchmark.json").read_text())
+    assert result.task_name == task
+    assert result.get_score() == pytest.approx(benchmark["datasets"][dataset]["metrics"]["ndcg@10"], abs=1e-12)
 
 
 def _metrics(run_dir: Path) -> dict[str, float]:
