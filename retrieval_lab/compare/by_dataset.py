@@ -37,6 +37,7 @@ from retrieval_lab.compare.runs import (BENCHMARK_FILE, Run, _metrics, _read_jso
                                         find_run_dirs, load_run)
 from retrieval_lab.compare.significance import Comparison, compare_to_baseline, threshold
 from retrieval_lab.run_layout import METRICS_FILE, RunLayout
+from retrieval_lab.benchmark import group_of
 
 TABLE_MD = "table_by_dataset.md"
 TABLE_CSV = "table_by_dataset.csv"
@@ -148,9 +149,7 @@ def load(path: Path) -> Loaded:
 
 def dataset_group(name: str, groups: dict[str, str]) -> str | None:
     """The group a dataset is counted in (benchmark.json's ``group``, else the part before ``/``)."""
-    if name in groups:
-        return groups[name]
-    return name.split("/", 1)[0] if "/" in name else None
+    return groups[name] if name in groups else group_of(name)
 
 
 def beir_mean(datasets: dict[str, dict[str, float]], groups: dict[str, str]) -> dict[str, float]:

@@ -21,12 +21,7 @@ import pandas as pd
 import yaml
 
 from retrieval_lab.compare.errors import CompareError
-from retrieval_lab.run_layout import METRICS_FILE, OVERRIDES_FILE, RECORD_FILE, RunLayout
-
-try:  # run_layout names it from the benchmark runs on; the same name until then
-    from retrieval_lab.run_layout import BENCHMARK_FILE
-except ImportError:  # pragma: no cover
-    BENCHMARK_FILE = "benchmark.json"
+from retrieval_lab.run_layout import BENCHMARK_FILE, METRICS_FILE, OVERRIDES_FILE, RECORD_FILE, RunLayout
 
 # What marks a directory as a run directory: any of these files in it.
 MARKERS = (RECORD_FILE, METRICS_FILE, BENCHMARK_FILE, OVERRIDES_FILE)
