@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from retrieval_lab import CONF_DIR
+from retrieval_lab.config.rules import Param
 from retrieval_lab.data.download import download_beir
 from retrieval_lab.errors import DataError
 
@@ -45,6 +46,18 @@ def group_of(name: str) -> str | None:
     return name.split("/", 1)[0] if "/" in name else None
 
 
+def _datasets_problem(value: Any, node: Any, run: Any) -> str | None:
+    known = known_datasets()
+    unknown = [d for d in value or () if d not in known]
+    if unknown:
+        return f"no dataset config conf/data/{unknown[0]}.yaml; known: {', '.join(known)}"
+    if not value:
+        return "no dataset given"
+    if len(set(value)) < len(value):
+        return f"a dataset is listed twice: {list(value)}"
+    return None
+
+
 @dataclass
 class Benchmark:
     """Args:
@@ -56,17 +69,14 @@ class Benchmark:
 
     datasets: Sequence[str]
     skip_missing: bool = True
+    # Checked with the config, before any work (config/rules.py).
+    rules: ClassVar[tuple[Param, ...]] = (Param("datasets", _datasets_problem),)
 
     def __post_init__(self) -> None:
         self.datasets = list(self.datasets)
-        known = known_datasets()
-        unknown = [d for d in self.datasets if d not in known]
-        if unknown:
-            raise ValueError(f"no dataset config conf/data/{unknown[0]}.yaml; known: {', '.join(known)}")
-        if not self.datasets:
-            raise ValueError("no dataset given")
-        if len(set(self.datasets)) < len(self.datasets):
-            raise ValueError(f"a dataset is listed twice: {self.datasets}")
+        problem = _datasets_problem(self.datasets, None, None)
+        if problem is not None:
+            raise ValueError(f"datasets: {problem}")
 
     def dataset_config(self, name: str, run_cfg: DictConfig) -> DictConfig:
         """The run's config with ``data`` replaced by dataset ``name``'s (the run's root,
