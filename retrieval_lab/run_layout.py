@@ -20,12 +20,16 @@ A run directory (``hydra.run.dir``, or ``<sweep dir>/<job num>/`` in a sweep)::
     ├── index/                  index: the saved index (load_index= takes such a directory)
     │   ├── index.json          its kind, params and the metadata a load is checked against (index.saved)
     │   ├── index.faiss         the index itself (Index.file_name: index.bin for binary, bm25s/ for BM25)
-    │   └── doc_ids.txt         the doc id of each row, one a line
+    │   ├── doc_ids.txt         the doc id of each row, one a line
+    │   └── <name>/             a hybrid's: each component's saved index (its index.json: kinds, fusion)
     ├── run_first_stage.trec    evaluate, with re-ranking: the first stage's TREC run
+    ├── run_<part>.trec         evaluate, for a run made from others: each of them (a hybrid's
+    │                           components, fused; PRF's first_round, <component>.prf)
     ├── run.trec                evaluate: the TREC run, k documents per query
     ├── metrics_per_query.tsv   evaluate: query_id, then one column per metric
     ├── metrics.json            evaluate: dataset, split, k, num_queries, metrics, the index
-    │                           profile (index), first_stage and rerank when re-ranked
+    │                           profile (index), first_stage and rerank when re-ranked, the
+    │                           parts' metrics (parts) and how they were combined (fusion, prf)
     └── mteb/<task>.json        evaluate, where data.mteb names the MTEB task: the results in
                                 MTEB's results-file format (evaluation.mteb_results)
 
@@ -53,6 +57,7 @@ METRICS_FILE = "metrics.json"
 PER_QUERY_FILE = "metrics_per_query.tsv"
 RUN_FILE = "run.trec"
 FIRST_STAGE_RUN_FILE = "run_first_stage.trec"
+PART_RUN_FILE = "run_{}.trec"  # a part of a composite run (retrievers.hybrid.CompositeRetrieval)
 MODEL_DIR = "model"
 TRAINING_SET_DIR = "training_set"
 INDEX_DIR = "index"
@@ -115,6 +120,9 @@ class RunLayout:
     @property
     def first_stage_run_file(self) -> Path:
         return self.root / FIRST_STAGE_RUN_FILE
+
+    def part_run_file(self, name: str) -> Path:
+        return self.root / PART_RUN_FILE.format(name)
 
     @property
     def model_dir(self) -> Path:

@@ -15,7 +15,7 @@ from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, wri
 from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index_profile import split_timings
 from retrieval_lab.models.cross_encoder import CrossEncoder
-from retrieval_lab.retrievers import Retriever
+from retrieval_lab.retrievers import CompositeRetrieval, Retriever
 from retrieval_lab.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ class Evaluator:
         mteb: the MTEB task this dataset is (``task_name``, ``revision``, ``split``; the dataset
             config's ``mteb``): the results are also written as its MTEB results file,
             ``mteb/<task_name>.json``, when ``split`` is the one evaluated.
+
+    A run made from others (a hybrid's components) has them written beside it (``run_<part>.trec``)
+    and scored (``metrics.json``: ``parts``), with how they were combined (``fusion``).
     """
 
     # A depth of 0 would write an empty run and score every metric 0.
@@ -86,12 +89,19 @@ class Evaluator:
         # id is dropped.
         depth = self.k + 1 if self.ignore_identical_ids else self.k
         retrieval = retriever.retrieve(queries, depth)
-        run = retrieval.run
-        if self.ignore_identical_ids:
-            run = {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k))
-                   for q, docs in run.items()}
+        run = self._own_ids_dropped(retrieval.run)
         layout = RunLayout(run_dir)
         record: dict = {"dataset": dataset.name, "split": self.split, "k": self.k}
+        if isinstance(retrieval, CompositeRetrieval):
+            record["parts"] = {}
+            for name, part in retrieval.parts.items():
+                part_run = self._own_ids_dropped(part.run)
+                write_run(layout.part_run_file(name), part_run)
+                scored, _ = evaluate(dataset.qrels[self.split], part_run, self.metrics)
+                record["parts"][name] = {"metrics": scored}
+                log.info("%s/%s %s: %s", dataset.name, self.split, name,
+                         "  ".join(f"{m} {scored[m]:.4f}" for m in self.metrics))
+            record |= retrieval.record
         timings: dict[str, Any] = {"retrieve_seconds": round(retrieval.seconds, 3)}
         if self.rerank:
             write_run(layout.first_stage_run_file, run)
@@ -121,9 +131,25 @@ class Evaluator:
         if self.profile_index:
             profile = retriever.profile(queries, retrieval, self.k, self.latency_queries)
             log.info("index %s", profile)
-            record["index"], timings["index"] = split_timings(profile)
+            record["index"], timings["index"] = _split_profile(profile)
         self.timings = timings
         atomic_write_json(layout.metrics, record)
         log.info("%s/%s: %s", dataset.name, self.split,
                  "  ".join(f"{m} {overall[m]:.4f}" for m in self.metrics))
         return overall
+
+    def _own_ids_dropped(self, run: Run) -> Run:
+        """With ``ignore_identical_ids``, each query's own id left out of its top ``k``."""
+        if not self.ignore_identical_ids:
+            return run
+        return {q: dict(islice(((d, s) for d, s in docs.items() if d != q), self.k)) for q, docs in run.items()}
+
+
+def _split_profile(profile: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The profile without its timings, and its timings, at every level (a hybrid's profile holds
+    one per component)."""
+    report, timings = split_timings({key: v for key, v in profile.items() if not isinstance(v, dict)})
+    for key, value in profile.items():
+        if isinstance(value, dict):
+            report[key], timings[key] = _split_profile(value)
+    return report, timings

@@ -1,7 +1,7 @@
 """Stage ``index``: the configured index over the corpus, saved in the run, as a
 :class:`~retrieval_lab.retrievers.Retriever`. A vector index is built over the model's corpus
 embeddings (from the cache, or encoded once); a lexical index (BM25), a retriever by itself, over
-the corpus texts."""
+the corpus texts; a hybrid, each of its components in its own sub-directory (``index/<name>/``)."""
 
 import hashlib
 import logging
@@ -17,16 +17,17 @@ from retrieval_lab.embedding_cache import (
     embeddings_key,
 )
 from retrieval_lab.index.base import Index, IndexMismatchError
-from retrieval_lab.index.saved import read_index_info
+from retrieval_lab.index.saved import read_index_info, save_index_dir
 from retrieval_lab.lexical import BM25Index, corpus_sha256
 from retrieval_lab.models.bi_encoder import BiEncoder
-from retrieval_lab.retrievers import DenseRetriever, Retriever
+from retrieval_lab.retrievers import DenseRetriever, Fusion, HybridIndex, HybridRetriever, Retriever
 from retrieval_lab.run_layout import INDEX_DOC_IDS_FILE
 from retrieval_lab.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
-IndexComponent = Callable[..., Index] | BM25Index  # what conf/index/ builds: a vector index factory, or BM25
+# What conf/index/ builds: a vector index factory, BM25, or a hybrid of them.
+IndexComponent = Callable[..., Index] | BM25Index | HybridIndex
 
 
 def doc_ids_sha256(doc_ids: list[str]) -> str:
@@ -39,6 +40,8 @@ def build_index(index: IndexComponent, model: BiEncoder | None, dataset: BeirDat
     and the metadata (embeddings key or corpus hash) that later loads are checked against."""
     if isinstance(index, BM25Index):
         return _build_bm25(index, dataset, settings.doc_template, out_dir, settings.progress)
+    if isinstance(index, HybridIndex):
+        return _build_hybrid(index, model, dataset, settings, out_dir)
     corpus = corpus_embeddings(model, dataset, settings.doc_template, settings.embeddings_dir,
                                settings.encode_batch_size, progress=settings.progress)
     built = index(dim=corpus.embeddings.shape[1])
@@ -66,13 +69,49 @@ def _build_bm25(index: BM25Index, dataset: BeirDataset, doc_template: str, out_d
     return index
 
 
-def load_index(index: IndexComponent, model: BiEncoder | None, dataset: BeirDataset, settings: RunSettings,
+def _build_hybrid(index: HybridIndex, model: BiEncoder | None, dataset: BeirDataset, settings: RunSettings,
+                  out_dir: Path) -> HybridRetriever:
+    """Each component built and saved in ``out_dir/<name>``, then the hybrid's own ``index.json``
+    (the components' kinds and the fusion), last."""
+    components: dict[str, Retriever] = {}
+    info = {"kind": HybridIndex.kind, "fusion": index.fusion.as_record()}
+
+    def write_files(directory: Path) -> None:
+        for name, component in index.components.items():
+            components[name] = build_index(component, model, dataset, settings, directory / name)
+        info["components"] = {name: c.kind for name, c in components.items()}
+
+    save_index_dir(out_dir, info, {"dataset": dataset.name}, write_files)
+    return HybridRetriever(components, index.fusion)
+
+
+def _load_hybrid(index: IndexComponent | None, model: BiEncoder | None, dataset: BeirDataset,
+                 settings: RunSettings, index_dir: Path) -> HybridRetriever:
+    """The saved components, fused as the configured hybrid says (else as saved); a configured
+    hybrid must name the saved components."""
+    info = read_index_info(index_dir)
+    configured = index.components if isinstance(index, HybridIndex) else None
+    if configured is not None and list(configured) != list(info["components"]):
+        raise IndexMismatchError(f"index in {index_dir} has components {list(info['components'])}, "
+                                 f"expected {list(configured)}")
+    components = {name: load_index(configured[name] if configured else None, model, dataset, settings,
+                                   index_dir / name)
+                  for name in info["components"]}
+    fusion = index.fusion if isinstance(index, HybridIndex) else Fusion(**info["fusion"])
+    log.info("loaded a hybrid index of %s from %s", ", ".join(info["components"]), index_dir)
+    return HybridRetriever(components, fusion)
+
+
+def load_index(index: IndexComponent | None, model: BiEncoder | None, dataset: BeirDataset, settings: RunSettings,
                index_dir: Path) -> Retriever:
     """The index saved in ``index_dir``, if it was built over this corpus (else
     :class:`IndexMismatchError`): a BM25 index with the configured ``index``'s parameters (or its
     own, where the configured index is a vector one), a vector index only from this model's
-    embeddings, with them when still cached."""
-    if read_index_info(index_dir).get("kind") == BM25Index.kind:
+    embeddings, with them when still cached; a hybrid, its components so."""
+    kind = read_index_info(index_dir).get("kind")
+    if kind == HybridIndex.kind:
+        return _load_hybrid(index, model, dataset, settings, index_dir)
+    if kind == BM25Index.kind:
         doc_ids = list(dataset.corpus)
         texts = [document_text(dataset.corpus[d], settings.doc_template) for d in doc_ids]
         expected = {"corpus_sha256": corpus_sha256(doc_ids, texts)}
