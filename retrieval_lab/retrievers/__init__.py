@@ -1,6 +1,7 @@
 from retrieval_lab.retrievers.base import Retrieval, Retriever
 from retrieval_lab.retrievers.dense import DenseRetriever
 from retrieval_lab.retrievers.hybrid import CompositeRetrieval, Fusion, HybridIndex, HybridRetriever
+from retrieval_lab.retrievers.prf import AveragePRF, Rocchio, VectorPRF
 
-__all__ = ["CompositeRetrieval", "DenseRetriever", "Fusion", "HybridIndex", "HybridRetriever", "Retrieval",
-           "Retriever"]
+__all__ = ["AveragePRF", "CompositeRetrieval", "DenseRetriever", "Fusion", "HybridIndex", "HybridRetriever",
+           "Retrieval", "Retriever", "Rocchio", "VectorPRF"]

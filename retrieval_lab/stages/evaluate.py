@@ -15,7 +15,7 @@ from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, wri
 from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index_profile import split_timings
 from retrieval_lab.models.cross_encoder import CrossEncoder
-from retrieval_lab.retrievers import CompositeRetrieval, Retriever
+from retrieval_lab.retrievers import CompositeRetrieval, Retriever, VectorPRF
 from retrieval_lab.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,12 @@ class Evaluator:
         mteb: the MTEB task this dataset is (``task_name``, ``revision``, ``split``; the dataset
             config's ``mteb``): the results are also written as its MTEB results file,
             ``mteb/<task_name>.json``, when ``split`` is the one evaluated.
+        prf: vector pseudo-relevance feedback (``conf/evaluator/prf/``): a second dense search with
+            the queries moved towards their first search's top documents.
 
-    A run made from others (a hybrid's components) has them written beside it (``run_<part>.trec``)
-    and scored (``metrics.json``: ``parts``), with how they were combined (``fusion``).
+    A run made from others (a hybrid's components, PRF's first round) has them written beside it
+    (``run_<part>.trec``) and scored (``metrics.json``: ``parts``), with how they were combined
+    (``fusion``, ``prf``).
     """
 
     # A depth of 0 would write an empty run and score every metric 0.
@@ -66,6 +69,7 @@ class Evaluator:
         rerank_batch_size: int = 32,
         doc_template: str = "{title} {text}",
         mteb: dict[str, str] | None = None,
+        prf: VectorPRF | None = None,
     ) -> None:
         self.split = split
         self.k = k
@@ -79,6 +83,7 @@ class Evaluator:
         self.rerank_batch_size = rerank_batch_size
         self.doc_template = doc_template
         self.mteb = dict(mteb) if mteb else None
+        self.prf = prf
         # What the last call timed (index latency, QPS, build and re-rank seconds): the pipeline
         # records it in run.json, so that metrics.json holds only what a repeat run reproduces.
         self.timings: dict[str, Any] = {}
@@ -88,7 +93,10 @@ class Evaluator:
         # One extra hit per query with ignore_identical_ids, so k remain once the query's own
         # id is dropped.
         depth = self.k + 1 if self.ignore_identical_ids else self.k
-        retrieval = retriever.retrieve(queries, depth)
+        if self.prf is not None:
+            retrieval = self.prf.retrieve(retriever, queries, depth, self.ignore_identical_ids)
+        else:
+            retrieval = retriever.retrieve(queries, depth)
         run = self._own_ids_dropped(retrieval.run)
         layout = RunLayout(run_dir)
         record: dict = {"dataset": dataset.name, "split": self.split, "k": self.k}
