@@ -17,7 +17,7 @@ import torch
 # The packages whose version can change a run's numbers.
 PACKAGES = (
     "retrieval_lab", "torch", "transformers", "sentence-transformers", "tokenizers",
-    "pytorch-lightning", "hydra-core", "omegaconf", "faiss-cpu", "numpy", "ranx", "bm25s",
+    "pytorch-lightning", "hydra-core", "omegaconf", "faiss-cpu", "numpy", "ranx", "pytrec-eval-terrier", "bm25s",
     "wandb", "optuna",
 )
 

@@ -1,19 +1,39 @@
-"""Retrieval metrics computed with ranx, with trec_eval / BEIR semantics."""
+"""Retrieval metrics computed by trec_eval itself (pytrec_eval), under ranx-style names.
+
+pytrec_eval links trec_eval's C code: it imports in milliseconds and compiles nothing, where ranx
+spent 10-30 s of every fresh process on numba (importing it, then compiling its typed containers),
+a cost each run, sweep job and test paid again.
+"""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from statistics import fmean
 
-import ranx
-from numba.core.errors import NumbaTypeSafetyWarning
+import pytrec_eval
 
 from retrieval_lab.evaluation.trec import Run, trec_order
 
 Qrels = dict[str, dict[str, int]]  # query id -> doc id -> graded relevance (0 = judged non-relevant)
 
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@100", "map@100")
+
+# Our name (before the cut-off) -> trec_eval's measure; ``ndcg@10`` is ``ndcg_cut_10`` (linear gain).
+CUT_MEASURES = {"ndcg": "ndcg_cut", "map": "map_cut", "recall": "recall", "precision": "P", "hit_rate": "success"}
+WHOLE_MEASURES = {"ndcg": "ndcg", "map": "map", "mrr": "recip_rank", "r-precision": "Rprec"}
+_NAME = re.compile(r"^([a-z_-]+)(?:@([1-9][0-9]*))?$")
+
+
+def metric_problem(metric: str) -> str | None:
+    """Why ``metric`` is not a name this module scores (None when it is)."""
+    match = _NAME.match(metric)
+    if match is not None:
+        name, cut = match.groups()
+        if (name in CUT_MEASURES or name == "mrr") if cut else name in WHOLE_MEASURES:
+            return None
+    return (f"unknown metric {metric!r}; known: {', '.join(f'{n}@k' for n in [*CUT_MEASURES, 'mrr'])}, "
+            f"{', '.join(WHOLE_MEASURES)}")
 
 
 def evaluate(
@@ -24,42 +44,67 @@ def evaluate(
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Score ``run`` against ``qrels``; returns ({metric: mean}, {query id: {metric: value}}).
 
-    Metric names are ranx's (``ndcg@10`` is trec_eval's ``ndcg_cut_10``: linear gain).
     The query set is every qrels query, as trec_eval's (pytrec_eval's, BEIR's) evaluated queries:
     one whose judgements hold no relevant (grade > 0) document scores 0 on every metric and counts
     in the mean, as trec_eval scores it; one that retrieved nothing scores 0 too (trec_eval -c);
-    run-only queries are ignored.
+    run-only queries are ignored. Grade-0 judgements are non-relevant (trec_eval's level 1).
+    ``mrr@k`` is trec_eval's ``recip_rank`` over each query's top k (trec_eval cuts no MRR).
     ``ignore_identical_ids`` drops doc ids equal to the query id from the run (as BEIR does).
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    # Grade-0 entries are passed to ranx as they are: its relevance level 1 already ignores them
-    # for recall/MAP/MRR, and they add no gain to nDCG, as in trec_eval. A query with no relevant
-    # document cannot be given to ranx (it divides by its zero relevant documents): it keeps its zeros.
+    for metric in metrics:
+        if (problem := metric_problem(metric)) is not None:
+            raise ValueError(problem)
     judged = {qid: docs for qid, docs in qrels.items() if any(g > 0 for g in docs.values())}
     if not judged:
         raise ValueError("no query in qrels has a relevant (grade > 0) document")
 
-    ranked: Run = {}
+    ranked: dict[str, list[str]] = {}
     for qid in judged:
         docs = run.get(qid, {})
         if ignore_identical_ids:
             docs = {doc: score for doc, score in docs.items() if doc != qid}
         if docs:
-            # ranx orders a query's docs with an unstable argsort of the scores, so tied scores
-            # come out in arbitrary order, whereas trec_eval breaks ties by doc id descending.
-            # Passing ranks as scores makes ranx see exactly trec_eval's order.
-            order = trec_order(docs)
-            ranked[qid] = {doc: float(len(order) - i) for i, (doc, _) in enumerate(order)}
+            ranked[qid] = [doc for doc, _ in trec_order(docs)]
 
-    # ranx cannot hold a query with no retrieved docs: such queries keep the zeros set here.
     per_query = {qid: dict.fromkeys(metrics, 0.0) for qid in qrels}
     if ranked:
-        ranx_run = ranx.Run(ranked)
-        with warnings.catch_warnings():  # ranx's precision casts its uint64 counts to int64, harmlessly
-            warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
-            ranx.evaluate(ranx.Qrels({qid: judged[qid] for qid in ranked}), ranx_run, metrics)
-        for metric, scores in ranx_run.scores.items():
+        judged = {qid: judged[qid] for qid in ranked}
+        for metric, scores in _trec_eval(judged, ranked, metrics):
             for qid, value in scores.items():
-                per_query[qid][metric] = float(value)
+                per_query[qid][metric] = value
     means = {metric: fmean(values[metric] for values in per_query.values()) for metric in metrics}
     return means, per_query
+
+
+def _trec_eval(qrels: Qrels, ranked: dict[str, list[str]],
+               metrics: list[str]) -> Iterable[tuple[str, dict[str, float]]]:
+    """(metric, {query id: value}) for each metric, from as few trec_eval passes as the cut-offs allow."""
+    cuts: dict[str, list[int]] = {}  # trec_eval measure -> its cut-offs
+    whole, mrr_cuts = [], []
+    for metric in metrics:
+        name, _, cut = metric.partition("@")
+        if name == "mrr" and cut:
+            mrr_cuts.append(int(cut))
+        elif cut:
+            cuts.setdefault(CUT_MEASURES[name], []).append(int(cut))
+        else:
+            whole.append(WHOLE_MEASURES[name])
+    measures = {f"{m}.{','.join(map(str, sorted(set(ks))))}" for m, ks in cuts.items()} | set(whole)
+    if measures:
+        # A rank as the score makes trec_eval see exactly trec_order's order (its own tie-break).
+        results = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(_scored(ranked))
+        for metric in metrics:
+            name, _, cut = metric.partition("@")
+            if name == "mrr" and cut:
+                continue
+            key = f"{CUT_MEASURES[name]}_{cut}" if cut else WHOLE_MEASURES[name]
+            yield metric, {qid: float(values[key]) for qid, values in results.items()}
+    mrr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}) if mrr_cuts else None
+    for cut in dict.fromkeys(mrr_cuts):
+        results = mrr.evaluate(_scored({qid: docs[:cut] for qid, docs in ranked.items()}))
+        yield f"mrr@{cut}", {qid: float(values["recip_rank"]) for qid, values in results.items()}
+
+
+def _scored(ranked: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    return {qid: {doc: float(len(docs) - i) for i, doc in enumerate(docs)} for qid, docs in ranked.items()}

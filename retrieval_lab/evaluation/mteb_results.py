@@ -1,8 +1,9 @@
 """A dataset's evaluation as MTEB's results file (``mteb.TaskResult``'s JSON), so that a model
 evaluated here reads beside the MTEB leaderboard's files and in MTEB's own tools.
 
-The scores are those of MTEB's retrieval tasks, computed here with ranx on the same run and
-qrels: nDCG, MAP, recall, precision and MRR at MTEB's cut-offs, and ``main_score`` = nDCG@10.
+The scores are those of MTEB's retrieval tasks, computed here by trec_eval on the same run and
+qrels (evaluation/metrics.py): nDCG, MAP, recall, precision and MRR at MTEB's cut-offs, and
+``main_score`` = nDCG@10.
 MTEB also reports confidence-curve scores (``nauc_*``) and hit rates; they are left out, and
 ``mteb_version`` is null: the file says it was not written by mteb.
 """
@@ -20,16 +21,11 @@ MAIN_SCORE = "ndcg_at_10"
 
 
 def mteb_name(metric: str) -> str:
-    """ranx's ``ndcg@10`` as MTEB spells it: ``ndcg_at_10``."""
+    """Our ``ndcg@10`` as MTEB spells it: ``ndcg_at_10``."""
     return metric.replace("@", "_at_")
 
 
-def ranx_name(score: str) -> str:
-    """MTEB's ``ndcg_at_10`` as ranx spells it: ``ndcg@10``."""
-    return score.replace("_at_", "@")
-
-
-# The ranx metrics an MTEB results file holds.
+# The metrics an MTEB results file holds, in our names.
 MTEB_METRICS = tuple(f"{m}@{k}" for m in MTEB_MEASURES for k in MTEB_CUTOFFS)
 
 
