@@ -1,8 +1,8 @@
-"""Paired significance tests against a baseline, over per-query scores, with ranx.
+"""Paired significance tests against a baseline, over per-query scores.
 
-Both tests pair the two systems query by query (on ``query_id``): ranx's two-sided paired
-Student t-test and Fisher's randomization test (random swaps of the per-query pairs, as ranx's,
-computed here: see :func:`fisher_randomization`).
+Both tests pair the two systems query by query (on ``query_id``): SciPy's two-sided paired
+Student t-test (``ttest_rel``, which ranx's test calls) and Fisher's randomization test (random
+swaps of the per-query pairs, as ranx's, computed here: see :func:`fisher_randomization`).
 A seed group is tested through its per-query scores averaged over its seeds, so a group is one
 system whose score on a query is its mean over the seeds; the seed variance itself is reported
 in the table (std), not folded into the test.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from ranx.statistical_tests import paired_student_t_test
+from scipy.stats import ttest_rel
 
 from retrieval_lab.compare.errors import CompareError
 from retrieval_lab.compare.grouping import Group
@@ -105,7 +105,7 @@ def paired_tests(control: pd.Series, treatment: pd.Series, max_p: float,
     b = np.ascontiguousarray(treatment.reindex(control.index).to_numpy(dtype=np.float64))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # zero variance of the differences
-        p_ttest, _ = paired_student_t_test(a, b, max_p)
+        p_ttest = ttest_rel(a, b, alternative="two-sided").pvalue
     p_ttest = float(p_ttest)
     if math.isnan(p_ttest) and np.array_equal(a, b):
         # Identical per-query scores make the t statistic 0/0: report no evidence of a

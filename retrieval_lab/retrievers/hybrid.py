@@ -14,10 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import ranx
-from numba.core.errors import NumbaTypeSafetyWarning
-from ranx.fusion import fusion_switch
-
 from retrieval_lab.config.rules import Param
 from retrieval_lab.evaluation.trec import trec_order
 from retrieval_lab.retrievers.base import Retrieval, Retriever
@@ -74,6 +70,10 @@ class Fusion:
         params = dict(self.params)
         if self.method in WEIGHTED:
             params["weights"] = [self.weights[n] if self.weights else 1 / len(runs) for n in runs]
+        # Imported here: ranx (numba) takes seconds to import, which only a hybrid run should pay.
+        import ranx
+        from numba.core.errors import NumbaTypeSafetyWarning
+
         with warnings.catch_warnings():  # ranx's normalizations cast uint64 counts to int64, harmlessly
             warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
             fused = ranx.fuse([ranx.Run(run) for run in runs.values()], norm=self.norm, method=self.method,
@@ -127,6 +127,8 @@ def _weights_problem(weights: Any, node: Mapping[str, Any], run: dict[str, Any])
 def _params_problem(params: Any, node: Mapping[str, Any], run: dict[str, Any]) -> str | None:
     if not params:
         return None
+    from ranx.fusion import fusion_switch  # see Fusion.fuse
+
     method = node.get("fusion")
     takes = set(inspect.signature(fusion_switch(method)).parameters) - {"runs", "name", "weights"}
     unknown = sorted(set(params) - takes)
