@@ -85,8 +85,7 @@ class Benchmark:
             data = compose(config_name="train", overrides=[f"data={name}"]).data
         for key in SHARED_DATA_KEYS:
             data[key] = run_cfg.data[key]  # resolved where the run resolved it
-        merged = OmegaConf.merge(run_cfg, {"data": OmegaConf.to_container(data, resolve=False)})
-        return merged
+        return OmegaConf.merge(run_cfg, {"data": OmegaConf.to_container(data, resolve=False)})
 
     def available(self, data_cfg: DictConfig) -> str | None:
         """None when the dataset is under data.root (downloading it first where allowed and

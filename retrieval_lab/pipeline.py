@@ -132,9 +132,11 @@ def _run_stages(
     if benchmark is not None:
         results.update(_run_benchmark(cfg, benchmark, stages, model, record, tracker, step, resuming))
         return results
-    results.update(_index_and_evaluate(cfg, stages, dataset, model, index, evaluator, settings, layout, record,
-                                       tracker, step, resuming))
-    return results
+    metrics = _index_and_evaluate(cfg, stages, dataset, model, index, evaluator, settings, layout, record,
+                                  tracker, step, resuming)
+    if metrics:
+        record.update(metrics=metrics)
+    return {**results, **metrics}
 
 
 def _load_dataset(data: DictConfig, splits: list[str], evaluator: Any) -> Any:
@@ -175,11 +177,7 @@ def _index_and_evaluate(cfg: DictConfig, stages: list[str], dataset: Any, model:
             metrics = evaluator(retriever, dataset, layout.root)
     _log_stage(tracker, record, evaluate_stage, step)
     tracker.log_metrics({f"{evaluator.split}{suffix}/{name}": value for name, value in metrics.items()}, step)
-    timings = {**record.data.get("timings", {}), evaluate_stage: evaluator.timings}
-    if suffix:
-        record.update(timings=timings)
-    else:
-        record.update(metrics=metrics, timings=timings)
+    record.update(timings={**record.data.get("timings", {}), evaluate_stage: evaluator.timings})
     return metrics
 
 
