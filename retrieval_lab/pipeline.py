@@ -178,6 +178,8 @@ def _index_and_evaluate(cfg: DictConfig, stages: list[str], dataset: Any, model:
     _log_stage(tracker, record, evaluate_stage, step)
     tracker.log_metrics({f"{evaluator.split}{suffix}/{name}": value for name, value in metrics.items()}, step)
     record.update(timings={**record.data.get("timings", {}), evaluate_stage: evaluator.timings})
+    if evaluator.composition:  # which components and weights made the run (a hybrid, PRF)
+        record.update(**{f"retrieval{suffix}": evaluator.composition})
     return metrics
 
 

@@ -152,3 +152,40 @@ def test_matches_pytrec_eval_on_written_run_file(tmp_path):
         for q in query_set:
             assert ours[q][metric] == pytest.approx(expected[q], abs=1e-6), (q, metric)
         assert means[metric] == pytest.approx(sum(expected.values()) / len(query_set), abs=1e-6), metric
+
+
+def test_every_named_metric_equals_trec_evals_measure():
+    qrels = {"q1": {"d1": 2, "d2": 0, "d3": 1, "d9": 1}, "q2": {"d2": 1}}
+    run = {"q1": {"d3": 0.9, "d2": 0.8, "d1": 0.7, "d4": 0.6}, "q2": {"d1": 0.5, "d2": 0.4}}
+    names = {"ndcg": "ndcg", "map": "map", "mrr": "recip_rank", "r-precision": "Rprec", "precision@3": "P_3",
+             "hit_rate@1": "success_1", "recall@3": "recall_3", "map@3": "map_cut_3", "ndcg@3": "ndcg_cut_3"}
+    _, per_query = evaluate(qrels, run, list(names))
+    measures = {"ndcg", "map", "recip_rank", "Rprec", "P.3", "success.1", "recall.3", "map_cut.3", "ndcg_cut.3"}
+    expected = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    for qid in qrels:
+        assert {m: per_query[qid][m] for m in names} == pytest.approx({m: expected[qid][t] for m, t in names.items()})
+    # mrr@k: the reciprocal rank within the top k only (q2's relevant d2 is at rank 2)
+    _, cut = evaluate(qrels, run, ["mrr@1", "mrr@2"])
+    assert cut["q2"] == {"mrr@1": 0.0, "mrr@2": 0.5}
+
+
+@pytest.mark.parametrize("metric", ["ndgc@10", "ndcg@0", "mrr@x", "r-precision@5", "NDCG@10"])
+def test_an_unknown_metric_is_refused_naming_it(metric):
+    with pytest.raises(ValueError, match=rf"^unknown metric {re.escape(repr(metric))}; known: ndcg@k"):
+        evaluate({"q1": {"d1": 1}}, {"q1": {"d1": 1.0}}, ["ndcg@10", metric])
+
+
+@pytest.mark.parametrize("override, key", [("evaluator.metrics=[ndcg@10,ndgc@10]", "evaluator.metrics"),
+                                           ("callbacks.retrieval_validation.metrics=[recal@10]",
+                                            "callbacks.retrieval_validation.metrics")])
+def test_an_unknown_metric_in_the_config_is_a_config_error(override, key):
+    from omegaconf import open_dict
+
+    from retrieval_lab.config.validation import ConfigError, validate_config
+    from tests.conftest import compose_config
+
+    cfg = compose_config([override])
+    with open_dict(cfg):
+        cfg.paths.output_dir = "/tmp/unused"  # ${hydra:...} only resolves inside a Hydra run
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: unknown metric"):
+        validate_config(cfg)

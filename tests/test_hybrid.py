@@ -158,6 +158,7 @@ def test_rlab_index_hybrid_writes_the_fused_run_the_components_and_loads_back(hy
     assert info["fusion"]["weights"] == {"bm25": 0.3, "dense": 0.7}
     metrics = json.loads(layout.metrics.read_text())
     assert metrics["fusion"]["method"] == "wsum" and set(metrics["parts"]) == {"bm25", "dense"}
+    assert json.loads(layout.record.read_text())["retrieval"]["fusion"] == metrics["fusion"]
     qrels = load_beir(root, "tiny", ["test"], download=False).qrels["test"]
     for name in ("bm25", "dense"):
         part = evaluate(qrels, read_run(layout.part_run_file(name)), list(metrics["metrics"]))[0]

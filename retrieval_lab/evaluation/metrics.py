@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from statistics import fmean
+from typing import Any
 
 import pytrec_eval
 
@@ -34,6 +35,13 @@ def metric_problem(metric: str) -> str | None:
             return None
     return (f"unknown metric {metric!r}; known: {', '.join(f'{n}@k' for n in [*CUT_MEASURES, 'mrr'])}, "
             f"{', '.join(WHOLE_MEASURES)}")
+
+
+def metrics_problem(value: Any, node: Any = None, run: Any = None) -> str | None:
+    """A config rule (config/rules.py) for a list of metric names: the first one not scored here."""
+    if not value:
+        return "no metric given"
+    return next((p for p in map(metric_problem, value) if p is not None), None)
 
 
 def evaluate(

@@ -11,6 +11,7 @@ from retrieval_lab.config.model_source import model_source_problem
 from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
+from retrieval_lab.evaluation.metrics import metrics_problem
 from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, write_mteb_result
 from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index_profile import split_timings
@@ -27,7 +28,8 @@ class Evaluator:
     Args:
         split: qrels split to evaluate (never the one trained on, unless you mean it).
         k: depth of the retrieved list per query (the TREC run file holds k docs per query).
-        metrics: ranx metric names, reported overall and per query.
+        metrics: metric names (``ndcg@10``, ``recall@100``, ...; evaluation/metrics.py), reported
+            overall and per query.
         ignore_identical_ids: drop a retrieved doc whose id equals the query id before writing
             the run and scoring (BEIR's setting for datasets whose queries are documents).
         profile_index: also report the index's recall against exact search, per-query latency
@@ -52,7 +54,7 @@ class Evaluator:
     rules: ClassVar[tuple[Param, ...]] = (
         Param("k", at_least(1)), Param("latency_queries", at_least(1)), Param("rerank", model_source_problem),
         Param("rerank_depth", at_least(1)), Param("rerank_max_length", at_least(1)),
-        Param("rerank_batch_size", at_least(1)),
+        Param("rerank_batch_size", at_least(1)), Param("metrics", metrics_problem),
     )
 
     def __init__(
@@ -87,6 +89,8 @@ class Evaluator:
         # What the last call timed (index latency, QPS, build and re-rank seconds): the pipeline
         # records it in run.json, so that metrics.json holds only what a repeat run reproduces.
         self.timings: dict[str, Any] = {}
+        # How the last call's run was made from others (fusion, PRF settings), for run.json too.
+        self.composition: dict[str, Any] = {}
 
     def __call__(self, retriever: Retriever, dataset: BeirDataset, run_dir: Path) -> dict[str, float]:
         queries = dataset.split_queries(self.split)
@@ -110,6 +114,7 @@ class Evaluator:
                 log.info("%s/%s %s: %s", dataset.name, self.split, name,
                          "  ".join(f"{m} {scored[m]:.4f}" for m in self.metrics))
             record |= retrieval.record
+        self.composition = dict(retrieval.record) if isinstance(retrieval, CompositeRetrieval) else {}
         timings: dict[str, Any] = {"retrieve_seconds": round(retrieval.seconds, 3)}
         if self.rerank:
             write_run(layout.first_stage_run_file, run)

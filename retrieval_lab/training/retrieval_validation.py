@@ -1,9 +1,13 @@
 """Per-epoch retrieval quality on the held-out training queries (never on the test split)."""
 
+from typing import Any, ClassVar
+
 import pytorch_lightning as pl
 
+from retrieval_lab.config.rules import Param
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.evaluation import evaluate
+from retrieval_lab.evaluation.metrics import metrics_problem
 from retrieval_lab.index.flat import FlatIndex
 from retrieval_lab.search import search
 
@@ -11,6 +15,8 @@ from retrieval_lab.search import search
 class RetrievalValidation(pl.Callback):
     """Encodes the data module's held-out corpus and queries after each training epoch, searches
     them exactly, and logs ``val/<metric>``. Does nothing when no queries are held out."""
+
+    rules: ClassVar[tuple[Param, ...]] = (Param("metrics", lambda v, n, r: None if v is None else metrics_problem(v)),)
 
     def __init__(self, metrics: list[str] | None = None, k: int = 100, batch_size: int = 64) -> None:
         self.metrics = tuple(metrics or ("ndcg@10", "recall@100"))
