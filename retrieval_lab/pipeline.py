@@ -102,6 +102,10 @@ def _run_stages(
                 negatives, mining = miner.negatives(dataset, cfg.data.train_split, settings.doc_template, model)
             record.update(mining=mining)
         training_set = build_training_set(cfg, objective, dataset, miner, negatives)
+        feedback = _trained_feedback(cfg, evaluator)
+        if feedback is not None:  # ANCE-PRF: train on the queries as the evaluation expands them
+            with record.stage("expand_queries"):
+                training_set = feedback.expand_training_set(training_set, settings.embeddings_dir)
         if cfg.get("teacher") or cfg.get("in_batch_teacher"):
             with record.stage("teach"):
                 teachers = [instantiate(cfg[key]) if cfg.get(key) else None for key in ("teacher", "in_batch_teacher")]
@@ -137,6 +141,16 @@ def _run_stages(
     if metrics:
         record.update(metrics=metrics)
     return {**results, **metrics}
+
+
+def _trained_feedback(cfg: DictConfig, evaluator: Any) -> Any:
+    """The evaluator's PRF where its query encoder is the one trained (ANCE-PRF), else None; a
+    benchmark's is that of the training dataset's evaluator config."""
+    if evaluator is not None:
+        prf = evaluator.prf
+    else:
+        prf = instantiate(cfg.evaluator.prf) if cfg.evaluator.get("prf") is not None else None
+    return prf if getattr(prf, "trains_query_encoder", False) else None
 
 
 def _load_dataset(data: DictConfig, splits: list[str], evaluator: Any) -> Any:

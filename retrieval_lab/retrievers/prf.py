@@ -69,9 +69,10 @@ class VectorPRF(ABC):
         return np.where(has[:, None], new, queries).astype(np.float32)
 
     def retrieve(self, retriever: Retriever, queries: dict[str, str], k: int,
-                 ignore_identical_ids: bool = False) -> CompositeRetrieval:
+                 ignore_identical_ids: bool = False, dataset: Any = None) -> CompositeRetrieval:
         """The second run, with the first one(s) as parts; ``ignore_identical_ids``: a query's
-        own id is never its feedback (as it is never in its results)."""
+        own id is never its feedback (as it is never in its results). ``dataset`` is not read:
+        the feedback is the corpus embeddings the retriever holds (ANCE-PRF reads its texts)."""
         if isinstance(retriever, DenseRetriever):
             first = retriever.retrieve(queries, k)
             second = self._second_round(retriever, first, first.run, k, ignore_identical_ids)

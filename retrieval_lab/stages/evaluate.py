@@ -16,7 +16,7 @@ from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, wri
 from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.index_profile import split_timings
 from retrieval_lab.models.cross_encoder import CrossEncoder
-from retrieval_lab.retrievers import CompositeRetrieval, Retriever, VectorPRF
+from retrieval_lab.retrievers import AncePRF, CompositeRetrieval, Retriever, VectorPRF
 from retrieval_lab.run_layout import RunLayout
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ class Evaluator:
         mteb: the MTEB task this dataset is (``task_name``, ``revision``, ``split``; the dataset
             config's ``mteb``): the results are also written as its MTEB results file,
             ``mteb/<task_name>.json``, when ``split`` is the one evaluated.
-        prf: vector pseudo-relevance feedback (``conf/evaluator/prf/``): a second dense search with
-            the queries moved towards their first search's top documents.
+        prf: pseudo-relevance feedback (``conf/evaluator/prf/``), a second dense search: vector PRF
+            moves the query embeddings towards their first search's top documents; ANCE-PRF
+            encodes the query followed by those documents' texts with a query encoder trained for it.
 
     A run made from others (a hybrid's components, PRF's first round) has them written beside it
     (``run_<part>.trec``) and scored (``metrics.json``: ``parts``), with how they were combined
@@ -71,7 +72,7 @@ class Evaluator:
         rerank_batch_size: int = 32,
         doc_template: str = "{title} {text}",
         mteb: dict[str, str] | None = None,
-        prf: VectorPRF | None = None,
+        prf: VectorPRF | AncePRF | None = None,
     ) -> None:
         self.split = split
         self.k = k
@@ -98,7 +99,7 @@ class Evaluator:
         # id is dropped.
         depth = self.k + 1 if self.ignore_identical_ids else self.k
         if self.prf is not None:
-            retrieval = self.prf.retrieve(retriever, queries, depth, self.ignore_identical_ids)
+            retrieval = self.prf.retrieve(retriever, queries, depth, self.ignore_identical_ids, dataset)
         else:
             retrieval = retriever.retrieve(queries, depth)
         run = self._own_ids_dropped(retrieval.run)

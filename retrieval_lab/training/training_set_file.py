@@ -2,7 +2,7 @@
 repeated or resumed run (or a reader) loads it instead of mining and teaching again.
 
 Files: ``training_set.json`` (dataset, split, document template, the queries trained on, each
-query's positives, the pairs, the held-out query and document ids, the pool size), written last;
+query's positives, the pairs, the held-out queries' texts and document ids, the pool size), written last;
 ``negatives.jsonl`` (the pools as trained on: positives removed, topped up; the negatives file
 format), ``teacher_scores.jsonl`` (the scores file format), ``teacher_embeddings.npz`` (query and
 in-batch teacher embeddings, with their ids). The query texts are kept (pseudo-queries are no
@@ -10,6 +10,7 @@ dataset's); document texts are not: a load takes them from the dataset, which mu
 set was made from.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def save_training_set(training_set: TrainingSet, directory: str | Path) -> None:
         "dataset": ts.dataset.name, "split": ts.split, "doc_template": ts.doc_template,
         "queries": ts.queries, "positives": {q: sorted(docs) for q, docs in ts.positives.items()},
         "pairs": [[p.query_id, p.doc_id] for p in ts.pairs],
-        "held_out": {"queries": list(held.queries), "corpus": list(held.corpus)} if held else None,
+        "held_out": {"queries": held.queries, "corpus": list(held.corpus)} if held else None,
         "negatives_per_pair": ts.negatives_per_pair, "topped_up": ts.topped_up,
     }
     with atomic_directory(directory) as tmp:
@@ -70,7 +71,11 @@ def load_training_set(directory: str | Path, dataset: BeirDataset) -> TrainingSe
         raise DataError(f"{path}: made from dataset {manifest['dataset']!r}, not {dataset.name!r}")
     split, template = manifest["split"], manifest["doc_template"]
     held = manifest["held_out"]
-    held_out = held_out_slice(dataset, held["queries"], dataset.qrels[split], template, held["corpus"]) if held else None
+    held_out = None
+    if held:  # the query texts as trained on (ANCE-PRF expands them); a list of ids in older files
+        held_out = held_out_slice(dataset, list(held["queries"]), dataset.qrels[split], template, held["corpus"])
+        if isinstance(held["queries"], dict):
+            held_out = dataclasses.replace(held_out, queries=held["queries"])
     embeddings = _read_embeddings(directory / TEACHER_EMBEDDINGS)
     in_batch = None
     if "in_batch_queries" in embeddings:
