@@ -105,7 +105,7 @@ def _run_stages(
         feedback = _trained_feedback(cfg, evaluator)
         if feedback is not None:  # ANCE-PRF: train on the queries as the evaluation expands them
             with record.stage("expand_queries"):
-                training_set = feedback.expand_training_set(training_set, settings.embeddings_dir)
+                training_set = feedback.expand_training_set(training_set, settings.cache_dir)
         if cfg.get("teacher") or cfg.get("in_batch_teacher"):
             with record.stage("teach"):
                 teachers = [instantiate(cfg[key]) if cfg.get(key) else None for key in ("teacher", "in_batch_teacher")]

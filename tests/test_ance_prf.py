@@ -35,7 +35,7 @@ def setup(tmp_path_factory):
     dataset = load_beir(root, "tiny", ["train", "test"], download=False)
     model = tiny(query_max_length=256)
     cache = tmp_path_factory.mktemp("cache")
-    corpus = corpus_embeddings(model, dataset, "{title} {text}", cache, progress=False)
+    corpus = corpus_embeddings(model, dataset, "{title} {text}", cache / "embeddings", progress=False)
     index = FlatIndex(model.dim)
     index.build(corpus.embeddings)
     return dataset, DenseRetriever(model, index, corpus, batch_size=8), cache

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from retrieval_lab.config.model_source import model_source_problem
 from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset, document_text
-from retrieval_lab.embedding_cache import corpus_embeddings, embeddings_key
-from retrieval_lab.encoding import encode_texts
+from retrieval_lab.embedding_cache import EMBEDDINGS_CACHE, corpus_embeddings, embeddings_key
 from retrieval_lab.evaluation.trec import trec_order
 from retrieval_lab.index import FlatIndex
 from retrieval_lab.index.base import Index
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.query_embedding_cache import query_embeddings
 from retrieval_lab.retrievers.base import Retrieval, Retriever
 from retrieval_lab.retrievers.dense import DenseRetriever
 from retrieval_lab.retrievers.hybrid import CompositeRetrieval
@@ -77,9 +77,11 @@ class AncePRF:
             out[query_id] = separator.join([text, *docs])
         return out
 
-    def first_search(self, queries: dict[str, str], index: Index, doc_ids: list[str], k: int) -> Retrieval:
-        """The first-round encoder's top ``k`` of each query in ``index`` (rows named by ``doc_ids``)."""
-        embeddings = encode_texts(self.first_round, list(queries.values()), "query", self.batch_size, self.progress)
+    def first_search(self, queries: dict[str, str], index: Index, doc_ids: list[str], k: int,
+                     cache_dir: Path | None = None) -> Retrieval:
+        """The first-round encoder's top ``k`` of each query in ``index`` (rows named by ``doc_ids``);
+        the query embeddings through the cache under ``cache_dir`` (a zero-shot run's are found)."""
+        embeddings = query_embeddings(self.first_round, queries, cache_dir, self.batch_size, self.progress)
         start = time.perf_counter()
         run = search(index, embeddings, list(queries), doc_ids, k)
         return Retrieval(run, time.perf_counter() - start, embeddings)
@@ -98,22 +100,22 @@ class AncePRF:
                 f"evaluator.prf.first_round: {self.first_round.name_or_path}'s document embeddings are not the "
                 f"index's ({retriever.corpus.key}): the first round must search the index its own document "
                 "encoder built (train with model.doc.frozen=true from it, or set first_round to that model)")
-        first = self.first_search(queries, retriever.index, retriever.corpus.doc_ids, k)
+        first = self.first_search(queries, retriever.index, retriever.corpus.doc_ids, k, retriever.cache_dir)
         second = retriever.retrieve(self.expanded(queries, first.run, dataset, ignore_identical_ids), k)
         return CompositeRetrieval(second.run, first.seconds + second.seconds, second.query_embeddings,
                                   parts={"first_round": first}, record={"prf": self.as_record()})
 
-    def expand_training_set(self, training_set: "TrainingSet", embeddings_dir: Path) -> "TrainingSet":
+    def expand_training_set(self, training_set: "TrainingSet", cache_dir: Path) -> "TrainingSet":
         """``training_set`` with every query (held-out validation ones too) expanded by its first
-        search over the whole corpus, as at evaluation; the corpus embeddings from the embedding
-        cache in ``embeddings_dir``."""
+        search over the whole corpus, as at evaluation; the embeddings through the run's caches
+        under ``cache_dir``."""
         corpus = corpus_embeddings(self.first_round, training_set.dataset, training_set.doc_template,
-                                   embeddings_dir, self.batch_size, progress=self.progress)
+                                   cache_dir / EMBEDDINGS_CACHE, self.batch_size, progress=self.progress)
         index = FlatIndex(corpus.embeddings.shape[1])
         index.build(corpus.embeddings)
         held = training_set.held_out
         queries = {**training_set.queries, **(held.queries if held else {})}
-        first = self.first_search(queries, index, corpus.doc_ids, self.depth)
+        first = self.first_search(queries, index, corpus.doc_ids, self.depth, cache_dir)
         texts = self.expanded(queries, first.run, training_set.dataset)
         if held is not None:
             held = dataclasses.replace(held, queries={q: texts[q] for q in held.queries})

@@ -56,7 +56,7 @@ def build_index(index: IndexComponent, model: BiEncoder | None, dataset: BeirDat
     atomic_write_text(out_dir / INDEX_DOC_IDS_FILE, "".join(f"{d}\n" for d in corpus.doc_ids))
     log.info("built a %s index over %d documents (dim %d, %d bytes) in %.2f s",
              built.kind, built.size, built.dim, built.nbytes(), built.build_seconds)
-    return DenseRetriever(model, built, corpus, settings.encode_batch_size, settings.progress)
+    return DenseRetriever(model, built, corpus, settings.encode_batch_size, settings.progress, settings.cache_dir)
 
 
 def _build_bm25(index: BM25Index, dataset: BeirDataset, doc_template: str, out_dir: Path,
@@ -140,4 +140,4 @@ def load_index(index: IndexComponent | None, model: BiEncoder | None, dataset: B
         log.info("embeddings %s are no longer cached: recall vs exact search is not reported", key)
         corpus = CorpusEmbeddings(key, index_dir, None, doc_ids, from_cache=False)
     log.info("loaded a %s index of %d documents from %s", vectors.kind, vectors.size, index_dir)
-    return DenseRetriever(model, vectors, corpus, settings.encode_batch_size, settings.progress)
+    return DenseRetriever(model, vectors, corpus, settings.encode_batch_size, settings.progress, settings.cache_dir)
