@@ -4,7 +4,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from retrieval_lab.cli import CONF_DIR
+from tests.cli_process import run_module
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT_ROOT = Path(os.environ.get("RLAB_DATA_DIR", REPO.parent / "shared" / "data"))
@@ -27,18 +27,16 @@ def compose_config(overrides: list[str] | None = None, with_hydra: bool = False)
 def run_rlab(args: list[str], run_dir: Path, data_root: Path | None = None,
              timeout: int = 1800, multirun: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m retrieval_lab <args>` in a fresh process, output in ``run_dir`` (the sweep
-    directory with ``multirun``), with ``env`` added to the environment; runs whose directories
-    share a parent share an embedding cache (``<parent>/cache``)."""
+    """`python -m retrieval_lab <args>` in its own process (forked from a pre-imported server:
+    tests/cli_process.py), output in ``run_dir`` (the sweep directory with ``multirun``), with
+    ``env`` added to the environment; runs whose directories share a parent share an embedding
+    cache (``<parent>/cache``)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if data_root is not None:
         env["RLAB_DATA_DIR"] = str(data_root)
     where = ["-m", f"hydra.sweep.dir={run_dir}"] if multirun else [f"hydra.run.dir={run_dir}"]
-    return subprocess.run(
-        [sys.executable, "-m", "retrieval_lab", *where,
-         f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-    )
+    argv = [*where, f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false", *args]
+    return run_module(argv, env, REPO, timeout)
 
 
 WORDS = ("protein gene cell tumor brain heart virus immune insulin neuron muscle liver kidney "

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.cli_process import ForkedRun, run_module, start_module
 from tests.conftest import REPO, TINY, run_rlab, write_tiny_beir
 
 # 120 training pairs at batch 8: 15 steps an epoch, 30 in all, a checkpoint every 4.
@@ -47,12 +48,15 @@ def _record(run_dir: Path) -> dict:
     return json.loads((run_dir / "run.json").read_text())
 
 
-def _launch(run_dir: Path, data_root: Path, args: list[str], **popen) -> subprocess.Popen:
+def _launch(run_dir: Path, data_root: Path, args: list[str], **popen) -> ForkedRun | subprocess.Popen:
+    """The run started in its own process (tests/cli_process.py); ``popen``: Popen's options, for
+    a run that needs a fresh interpreter set up by them."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", RLAB_DATA_DIR=str(data_root))
-    return subprocess.Popen(
-        [sys.executable, "-m", "retrieval_lab", *args, f"hydra.run.dir={run_dir}",
-         f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    argv = [*args, f"hydra.run.dir={run_dir}", f"paths.cache_dir={run_dir.parent / 'cache'}", "progress=false"]
+    if popen:
+        return subprocess.Popen([sys.executable, "-m", "retrieval_lab", *argv], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return start_module(argv, env, REPO)
 
 
 def _resume_argv(run_dir: Path) -> list[str]:
@@ -78,9 +82,7 @@ def _kill_when(process: subprocess.Popen, log: Path, pattern: str, signum: int, 
 
 
 def _resume(run_dir: Path, data_root: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RLAB_DATA_DIR=str(data_root))
-    return subprocess.run([sys.executable, "-m", "retrieval_lab", f"resume={run_dir}"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return run_module([f"resume={run_dir}"], dict(os.environ, RLAB_DATA_DIR=str(data_root)), REPO, timeout=900)
 
 
 def test_two_deterministic_runs_write_the_same_files(tmp_path: Path, data_root: Path, reference: Path):
