@@ -25,6 +25,7 @@ from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
 from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
+from retrieval_lab.models.tokenization import Side
 from retrieval_lab.provenance import file_sha256
 
 log = logging.getLogger(__name__)
@@ -50,19 +51,19 @@ def model_fingerprint(model: BiEncoder) -> str:
     return module_fingerprint(model, model.tokenization.tokenizer, contract)
 
 
-def doc_fingerprint(model: BiEncoder) -> str:
-    """sha256 of what decides a document's embedding: the document tower's weights, the tokenizer,
-    pooling, normalization, document prefix and max length, and the truncated dimension."""
+def tower_fingerprint(model: BiEncoder, side: Side) -> str:
+    """sha256 of what decides one side's embedding: that tower's weights, the tokenizer, pooling,
+    normalization, the side's prefix and max length, and the truncated dimension."""
     contract = {"pooling": model.pooling, "normalize": model.normalize,
-                "prefix": model.tokenization.prefixes["doc"], "max_length": model.tokenization.max_lengths["doc"],
+                "prefix": model.tokenization.prefixes[side], "max_length": model.tokenization.max_lengths[side],
                 **({} if model.truncate_dim is None else {"truncate_dim": model.truncate_dim})}
-    return module_fingerprint(model.tower("doc"), model.tokenization.tokenizer, contract)
+    return module_fingerprint(model.tower(side), model.tokenization.tokenizer, contract)
 
 
 def embeddings_key(model: BiEncoder, dataset: BeirDataset, doc_template: str) -> tuple[str, dict]:
     """The cache key of the corpus's embeddings under ``model``, and the parts it hashes."""
     parts = {
-        "doc_tower": doc_fingerprint(model),
+        "doc_tower": tower_fingerprint(model, "doc"),
         "corpus_sha256": file_sha256(dataset.path / "corpus.jsonl"),
         "doc_template": doc_template,
     }

@@ -17,22 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from retrieval_lab.content_cache import ContentCache, CorruptEntry
+from retrieval_lab.embedding_cache import tower_fingerprint
 from retrieval_lab.encoding import encode_texts
-from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
 
 log = logging.getLogger(__name__)
 
 QUERY_EMBEDDINGS_CACHE = "query_embeddings"  # its folder under a run's cache_dir
-
-
-def query_fingerprint(model: BiEncoder) -> str:
-    """sha256 of what decides a query's embedding: the query tower's weights, the tokenizer,
-    pooling, normalization, query prefix and max length, and the truncated dimension."""
-    contract = {"pooling": model.pooling, "normalize": model.normalize,
-                "prefix": model.tokenization.prefixes["query"], "max_length": model.tokenization.max_lengths["query"],
-                **({} if model.truncate_dim is None else {"truncate_dim": model.truncate_dim})}
-    return module_fingerprint(model.tower("query"), model.tokenization.tokenizer, contract)
 
 
 def query_embeddings(model: BiEncoder, queries: dict[str, str], cache_dir: str | Path | None,
@@ -42,7 +33,7 @@ def query_embeddings(model: BiEncoder, queries: dict[str, str], cache_dir: str |
     texts = list(queries.values())
     if cache_dir is None or not queries:
         return encode_texts(model, texts, "query", batch_size, progress)
-    parts = {"query_tower": query_fingerprint(model),
+    parts = {"query_tower": tower_fingerprint(model, "query"),
              "queries_sha256": hashlib.sha256(json.dumps(list(queries.items())).encode()).hexdigest()}
     key = ContentCache.key(parts)
     cache = ContentCache(cache_dir, QUERY_EMBEDDINGS_CACHE, ".npy")
