@@ -25,6 +25,7 @@ from retrieval_lab.stages.index import build_index, load_index
 from retrieval_lab.stages.teach import teach
 from retrieval_lab.stages.train import build_training_set, train
 from retrieval_lab.tracking import Tracker
+from retrieval_lab.training.grad_cache import loss_config
 from retrieval_lab.training.precision import PrecisionChoice, choose_precision, encoding_precision
 from retrieval_lab.training.training_set_file import save_training_set
 
@@ -93,7 +94,7 @@ def _run_stages(
     step = 0
     if "train" in stages:
         # The training components, each built once from its config.
-        objective = instantiate(cfg.objective)
+        objective = instantiate(loss_config(cfg.objective))
         miner = instantiate(cfg.miner) if cfg.get("miner") is not None else None
         sampler = instantiate(cfg.sampler)
         negatives, mining = None, None

@@ -14,8 +14,10 @@ from retrieval_lab.config.rules import component_class
 from retrieval_lab.config.run_rules import RUN_RULES
 from retrieval_lab.config.schema import STAGES, RunSchema
 from retrieval_lab.models.base import Model
+from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.weighted_sum import WeightedSum
+from retrieval_lab.training.grad_cache import CONFIG_KEY as GRAD_CACHE_KEY
 from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
@@ -46,6 +48,7 @@ def validate_config(cfg: DictConfig) -> None:
                           "drop load_index (each dataset's index is built, or found in the embedding cache)")
     if "evaluate" in container["stages"] and not ("index" in container["stages"] or container["load_index"]):
         raise ConfigError("stages", "evaluate needs an index: add index to stages, or set load_index")
+    container = _check_grad_cache(container)
     _check_model_and_index(container)
     _check_indexable(container)
     _check_teachers(container)
@@ -54,6 +57,32 @@ def validate_config(cfg: DictConfig) -> None:
     _check_optimized_metric(container)
     _check_targets(_with_precision_resolvable(container))
     _check_rules(container)
+
+
+def _check_grad_cache(container: dict[str, Any]) -> dict[str, Any]:
+    """``objective.grad_cache`` is how the step computes the loss's gradient, not a parameter of
+    the loss: checked here, and left out of the objective's own (signature) checks."""
+    objective = container.get("objective")
+    if not isinstance(objective, Mapping) or GRAD_CACHE_KEY not in objective:
+        return container
+    key, node = f"objective.{GRAD_CACHE_KEY}", objective[GRAD_CACHE_KEY]
+    if node is not None and (not isinstance(node, Mapping) or set(node) != {"chunk_size"}):
+        raise ConfigError(key, f"expected {{chunk_size: <a positive integer, or null: off>}}, got {node!r}")
+    chunk = None if node is None else node["chunk_size"]
+    if chunk is not None:
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise ConfigError(f"{key}.chunk_size", f"must be a positive integer (the rows encoded with a graph "
+                              f"at a time), or null (off); got {chunk!r}")
+        model = container.get("model") or {}
+        if isinstance(model, Mapping) and "_target_" in model and issubclass(
+                _import_target(model["_target_"], "model"), CrossEncoder):
+            raise ConfigError(f"{key}.chunk_size", "GradCache caches the gradients of embeddings; a cross-encoder "
+                              "scores each pair in one forward, with no embeddings to cache: drop it")
+        accumulate = (container.get("trainer") or {}).get("accumulate_grad_batches", 1)
+        if accumulate not in (None, 1):
+            raise ConfigError("trainer.accumulate_grad_batches", f"{accumulate}, but GradCache makes the batch "
+                              "itself large (data.batch_size); accumulating batches would split its negatives")
+    return {**container, "objective": {k: v for k, v in objective.items() if k != GRAD_CACHE_KEY}}
 
 
 def _with_precision_resolvable(container: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from retrieval_lab.training.checkpointing import AtomicCheckpointIO, ResumeCheck
 from retrieval_lab.training.cross_encoder_datamodule import CrossEncoderDataModule
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
 from retrieval_lab.training.datamodule import ContrastiveDataModule
+from retrieval_lab.training.grad_cache import GradCache
 from retrieval_lab.training.module import RetrieverModule
 from retrieval_lab.training.precision import PrecisionChoice
 from retrieval_lab.training.query_distillation import QueryDistillationDataModule
@@ -89,18 +90,25 @@ def train(
     ``loggers``, with the callbacks ``miner`` needs (a refresh), and exports it to ``model_dir`` on
     rank 0. ``resume_from``: a checkpoint of this run to go on from (one written at the end of
     training restores the weights and trains no further)."""
-    module = (CrossEncoderModule if isinstance(model, CrossEncoder) else RetrieverModule)(
-        model,
-        objective,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler),
-    )
+    components = dict(optimizer=instantiate(cfg.optimizer), scheduler=instantiate(cfg.scheduler))
+    grad_cache = GradCache.from_config(cfg.objective)
+    trainer_kwargs = {}
+    if isinstance(model, CrossEncoder):
+        module = CrossEncoderModule(model, objective, **components)
+    else:
+        # Under GradCache the module steps the optimizer itself (manual optimization), and clips.
+        clip = cfg.trainer.get("gradient_clip_val") if grad_cache is not None else None
+        module = RetrieverModule(model, objective, **components, grad_cache=grad_cache, gradient_clip_val=clip)
+        if grad_cache is not None:
+            trainer_kwargs["gradient_clip_val"] = None
+            log.info("GradCache: chunks of %d queries and documents, of batches of %d",
+                     grad_cache.chunk_size, cfg.data.batch_size)
     datamodule = data_module(cfg, model, training_set, sampler)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c is not None]
     if miner is not None:
         callbacks += miner.callbacks(training_set.dataset, training_set.split, training_set.doc_template)
     # The data modules shard their batches over the ranks themselves (training.batches).
-    trainer_kwargs = {"use_distributed_sampler": False, **sampler.trainer_kwargs}
+    trainer_kwargs = {"use_distributed_sampler": False, **sampler.trainer_kwargs, **trainer_kwargs}
     trainer = instantiate(cfg.trainer, precision=precision.precision, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()], **trainer_kwargs)
     if resume_from is not None:
