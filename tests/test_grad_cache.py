@@ -366,3 +366,4 @@ def test_a_grad_cache_run_killed_in_training_and_resumed_ends_as_an_uninterrupte
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "resuming at step " in (run_dir / "rlab.log").read_text()
     _same_results(run_dir, reference)
+
