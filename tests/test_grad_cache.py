@@ -185,8 +185,10 @@ def test_bad_chunk_sizes_and_trainable_objectives_are_refused():
     for bad in (0, -2, 1.5, True, "8"):
         with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
             GradCache(bad)
-    assert GradCache.from_config(None) is None and GradCache.from_config({"chunk_size": None}) is None
-    assert GradCache.from_config({"chunk_size": 4}).chunk_size == 4
+    assert GradCache.from_config({"_target_": "x"}) is None
+    assert GradCache.from_config({"grad_cache": None}) is None
+    assert GradCache.from_config({"grad_cache": {"chunk_size": None}}) is None
+    assert GradCache.from_config({"grad_cache": {"chunk_size": 4}}).chunk_size == 4
 
     class Learned(InfoNCE):
         def __init__(self):
