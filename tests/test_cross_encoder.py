@@ -19,6 +19,7 @@ from retrieval_lab.evaluation.rerank import rerank
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.objectives import ListwiseCE, LossInputs, PointwiseBCE, WeightedSum
 from retrieval_lab.training.cross_encoder_module import CrossEncoderModule
+from retrieval_lab.training.grad_cache import loss_config
 from tests.conftest import compose_config, run_rlab
 from tests.test_teachers import tiny_cross_encoder
 
@@ -141,7 +142,7 @@ def test_a_weighted_sum_combines_ce_bce_and_ce_listwise_with_their_weights():
     torch.testing.assert_close(gradient, 0.3 * separately[0] + 2.0 * separately[1])
     # the shipped combination, reweighted from the command line
     cfg = compose_config(["objective=ce_listwise_bce", "objective.terms.bce.weight=0.5"])
-    shipped = instantiate(cfg.objective)
+    shipped = instantiate(loss_config(cfg.objective))
     assert shipped.weights == {"listwise": 1.0, "bce": 0.5} and shipped.needs == frozenset()
     assert torch.equal(shipped.compute(inputs), 1.0 * terms["listwise"] + 0.5 * terms["bce"])
 
