@@ -14,7 +14,6 @@ has available is not run (the table says so) rather than risking the OOM killer.
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -26,6 +25,7 @@ import torch
 
 from retrieval_lab.models import BiEncoder
 from retrieval_lab.objectives import InfoNCE
+from retrieval_lab.provenance import hardware
 from retrieval_lab.training.grad_cache import GradCache
 from retrieval_lab.training.module import batch_loss_inputs, contrastive_loss
 
@@ -125,10 +125,7 @@ def main() -> None:
             print(f"batch {batch:5d}  {name:12s} " + (f"{row['step_seconds']:8.1f} s  {row['ms_per_example']:7.1f} ms/example  "
                   f"peak RSS {row['peak_rss_gb']:6.2f} GB" if row["status"] == "ran" else row["status"]), flush=True)
 
-    machine = {"cpu": platform.processor() or platform.machine(), "capability": torch.backends.cpu.get_cpu_capability(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cpu_model": next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                                  if l.startswith("model name")), None)}
+    machine = {**hardware(), "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
     report = {"model": MODEL, "layers": args.layers, "length": args.length, "objective": "InfoNCE, in-batch negatives",
               "optimizer": "AdamW", "precision": "fp32", "machine": machine, "results": results}
     ran = {(r["batch_size"], r["chunk_size"]): r for r in results if r["status"] == "ran"}

@@ -17,7 +17,7 @@ from retrieval_lab.models.base import Model
 from retrieval_lab.models.cross_encoder import CrossEncoder
 from retrieval_lab.objectives.base import Need, Objective
 from retrieval_lab.objectives.weighted_sum import WeightedSum
-from retrieval_lab.training.grad_cache import CONFIG_KEY as GRAD_CACHE_KEY
+from retrieval_lab.training.grad_cache import CONFIG_KEY as GRAD_CACHE_KEY, GradCache
 from retrieval_lab.sampling.sampler import Sampler
 from retrieval_lab.training.precision import AUTO
 
@@ -68,11 +68,11 @@ def _check_grad_cache(container: dict[str, Any]) -> dict[str, Any]:
     key, node = f"objective.{GRAD_CACHE_KEY}", objective[GRAD_CACHE_KEY]
     if node is not None and (not isinstance(node, Mapping) or set(node) != {"chunk_size"}):
         raise ConfigError(key, f"expected {{chunk_size: <a positive integer, or null: off>}}, got {node!r}")
-    chunk = None if node is None else node["chunk_size"]
-    if chunk is not None:
-        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
-            raise ConfigError(f"{key}.chunk_size", f"must be a positive integer (the rows encoded with a graph "
-                              f"at a time), or null (off); got {chunk!r}")
+    try:
+        grad_cache = GradCache.from_config(objective)
+    except ValueError as err:
+        raise ConfigError(f"{key}.chunk_size", f"{err} (the rows encoded with a graph at a time), or null (off)") from None
+    if grad_cache is not None:
         model = container.get("model") or {}
         if isinstance(model, Mapping) and "_target_" in model and issubclass(
                 _import_target(model["_target_"], "model"), CrossEncoder):
