@@ -14,6 +14,7 @@ from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.schema import STAGES
 from retrieval_lab.benchmark import summarize
 from retrieval_lab.data.beir import load_beir
+from retrieval_lab.data.val_split import VAL_SPLIT, file_splits, with_val_split
 from retrieval_lab.index.saved import IndexMismatchError
 from retrieval_lab.interruption import RunInterrupted
 from retrieval_lab.models.dataset_lengths import dataset_lengths
@@ -79,8 +80,8 @@ def _run_stages(
         splits.append(evaluator.split)
     dataset = None
     if splits or benchmark is None:
-        dataset = _load_dataset(cfg.data, splits, evaluator)
-        record.update(data=_data_record(dataset, splits))
+        dataset = _load_dataset(cfg, splits, evaluator)
+        record.update(data=_data_record(dataset, splits, cfg.data.train_split))
     # Each component built once from its config. The model is None where the index reads the
     # texts themselves (index=bm25); the index is a vector index factory, or BM25 itself.
     model = instantiate(cfg.model) if cfg.model is not None else None
@@ -154,18 +155,23 @@ def _trained_feedback(cfg: DictConfig, evaluator: Any) -> Any:
     return prf if getattr(prf, "trains_query_encoder", False) else None
 
 
-def _load_dataset(data: DictConfig, splits: list[str], evaluator: Any) -> Any:
+def _load_dataset(cfg: DictConfig, splits: list[str], evaluator: Any) -> Any:
+    """The run's dataset with the qrels of ``splits``; ``val`` is held out of the train split's."""
+    data = cfg.data
     ignored = evaluator.ignore_identical_ids if evaluator is not None else data.ignore_identical_ids
-    dataset = load_beir(data.root, data.name, splits, download=data.download, strict=data.strict,
-                        ignore_identical_ids=ignored)
+    dataset = load_beir(data.root, data.name, file_splits(splits, data.train_split), download=data.download,
+                        strict=data.strict, ignore_identical_ids=ignored)
+    if VAL_SPLIT in splits:
+        dataset = with_val_split(dataset, data.train_split, data.val_queries, cfg.seed)
     log.info("loaded %s: %d docs, %d queries, splits %s",
              dataset.name, len(dataset.corpus), len(dataset.queries), splits)
     return dataset
 
 
-def _data_record(dataset: Any, splits: list[str]) -> dict[str, Any]:
+def _data_record(dataset: Any, splits: list[str], train_split: str | None) -> dict[str, Any]:
     """run.json's ``data``: what was read, its checksums and its quirks (data/quirks.py)."""
-    return {"name": dataset.name, "path": str(dataset.path), "sha256": data_checksums(dataset.path, splits),
+    files = file_splits(splits, train_split)
+    return {"name": dataset.name, "path": str(dataset.path), "sha256": data_checksums(dataset.path, files),
             "quirks": {split: dataset.quirks[split].counts() for split in splits}}
 
 
@@ -214,8 +220,8 @@ def _run_benchmark(cfg: DictConfig, benchmark: Any, stages: list[str], model: An
             skipped[name] = reason
         else:
             evaluator = instantiate(ds_cfg.evaluator)
-            dataset = _load_dataset(ds_cfg.data, [evaluator.split], evaluator)
-            datasets_record[name] = _data_record(dataset, [evaluator.split])
+            dataset = _load_dataset(ds_cfg, [evaluator.split], evaluator)
+            datasets_record[name] = _data_record(dataset, [evaluator.split], ds_cfg.data.train_split)
             record.update(benchmark_data=datasets_record)
             index = instantiate(ds_cfg.index) if "index" in stages or cfg.load_index else None
             ds_layout = layout.dataset(name)

@@ -15,8 +15,9 @@ from retrieval_lab.evaluation import evaluate, read_run
 from retrieval_lab.index import FlatIndex
 from retrieval_lab.lexical import BM25Index
 from retrieval_lab.retrievers import DenseRetriever, Fusion, HybridIndex, HybridRetriever
-from retrieval_lab.run_layout import SWEEP_SUMMARY_FILE, RunLayout
+from retrieval_lab.run_layout import RECORD_FILE, SWEEP_SUMMARY_FILE, RunLayout
 from retrieval_lab.stages.evaluate import Evaluator
+from retrieval_lab.training.training_set import judged_pairs
 from tests.conftest import TINY, compose_config, run_rlab, write_tiny_beir
 from tests.test_config import _validated
 from tests.test_model import tiny
@@ -184,20 +185,25 @@ def test_a_saved_hybrid_is_loaded_back_and_fused_with_other_weights(hybrid_run):
     assert other.returncode != 0 and "components ['bm25', 'dense'], expected ['dense', 'sparse']" in other.stderr
 
 
-def test_a_sweep_over_alpha_scores_each_weight_on_the_train_queries(tmp_path):
-    """conf/index/hybrid.yaml's way to choose alpha: each job evaluated on the train split."""
+def test_a_sweep_over_alpha_scores_each_weight_on_the_held_out_train_queries(tmp_path):
+    """conf/index/hybrid.yaml's way to choose alpha: each job evaluated on the val split, the train
+    queries that training with the same data.val_queries and seed holds out."""
     root = tmp_path / "data"
     write_tiny_beir(root)
     sweep_dir = tmp_path / "sweep"
     args = [*TINY, "index=hybrid", "index.fusion=wsum", "index.alpha=0.2,0.9", "stages=[index,evaluate]",
-            "evaluator.split=train"]
+            "data.val_queries=6", "evaluator.split=val"]
     result = run_rlab(args, sweep_dir, root, timeout=900, multirun=True)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((sweep_dir / SWEEP_SUMMARY_FILE).read_text())
     assert [job["status"] for job in summary["jobs"]] == ["done", "done"]
-    train = load_beir(root, "tiny", ["train"], download=False).qrels["train"]
+    dataset = load_beir(root, "tiny", ["train"], download=False)
+    held_out = judged_pairs(dataset, "train", "{title} {text}", val_queries=6, seed=42).held_out
     for num, alpha in enumerate((0.2, 0.9)):
         metrics = json.loads(RunLayout(sweep_dir / str(num)).metrics.read_text())
-        assert metrics["split"] == "train" and metrics["num_queries"] == len(train)
+        assert metrics["split"] == "val" and metrics["num_queries"] == 6
+        assert set(read_run(RunLayout(sweep_dir / str(num)).run_file)) == set(held_out.queries)
         assert metrics["fusion"]["weights"]["bm25"] == alpha
         assert summary["jobs"][num]["ndcg@10"] == metrics["metrics"]["ndcg@10"]
+    record = json.loads((sweep_dir / "0" / RECORD_FILE).read_text())
+    assert "qrels/train.tsv" in record["data"]["sha256"] and "val" in record["data"]["quirks"]

@@ -10,6 +10,7 @@ from retrieval_lab.atomic import atomic_write_json, atomic_write_text
 from retrieval_lab.config.model_source import model_source_problem
 from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.data.beir import BeirDataset
+from retrieval_lab.data.val_split import val_split_problem
 from retrieval_lab.evaluation import DEFAULT_METRICS, Run, evaluate, write_run
 from retrieval_lab.evaluation.metrics import metrics_problem
 from retrieval_lab.evaluation.mteb_results import MTEB_METRICS, mteb_scores, write_mteb_result
@@ -26,7 +27,9 @@ class Evaluator:
     """BEIR-style evaluation of one split.
 
     Args:
-        split: qrels split to evaluate (never the one trained on, unless you mean it).
+        split: qrels split to evaluate (never the one trained on, unless you mean it); ``val``
+            is the train queries ``data.val_queries`` holds out of training (data/val_split.py),
+            where a setting is chosen before the test split is run.
         k: depth of the retrieved list per query (the TREC run file holds k docs per query).
         metrics: metric names (``ndcg@10``, ``recall@100``, ...; evaluation/metrics.py), reported
             overall and per query.
@@ -53,7 +56,7 @@ class Evaluator:
 
     # A depth of 0 would write an empty run and score every metric 0.
     rules: ClassVar[tuple[Param, ...]] = (
-        Param("k", at_least(1)), Param("latency_queries", at_least(1)), Param("rerank", model_source_problem),
+        Param("split", val_split_problem), Param("k", at_least(1)), Param("latency_queries", at_least(1)), Param("rerank", model_source_problem),
         Param("rerank_depth", at_least(1)), Param("rerank_max_length", at_least(1)),
         Param("rerank_batch_size", at_least(1)), Param("metrics", metrics_problem),
     )

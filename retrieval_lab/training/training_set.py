@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from retrieval_lab.data.beir import BeirDataset, document_text
+from retrieval_lab.data.val_split import held_out_query_ids
 from retrieval_lab.mining.negatives_file import Negatives
 from retrieval_lab.teachers.scores_file import Scores
 
@@ -131,16 +132,13 @@ def judged_pairs(dataset: BeirDataset, split: str, doc_template: str, val_querie
 
     ``val_queries`` query ids (seeded) are held out of training entirely; their validation corpus
     is their judged documents plus ``val_distractors`` random documents, so a per-epoch retrieval
-    check costs seconds rather than a full corpus encode.
+    check costs seconds rather than a full corpus encode. The same queries are the evaluator's
+    ``val`` split (data/val_split.py), searched against the whole corpus.
     """
     qrels = dataset.qrels[split]
     positives = {q: frozenset(d for d, g in docs.items() if g > 0) for q, docs in qrels.items()}
-    query_ids = sorted(q for q, docs in positives.items() if docs)
-    if val_queries >= len(query_ids):
-        raise ValueError(f"data.val_queries={val_queries} leaves no training queries (split {split!r} "
-                         f"has {len(query_ids)})")
     rng = random.Random(seed)
-    held = set(rng.sample(query_ids, val_queries))
+    held = set(held_out_query_ids(qrels, split, val_queries, rng))
     pairs = tuple(Pair(q, d) for q, docs in qrels.items() if q not in held for d, g in docs.items() if g > 0)
     trained = sorted({p.query_id for p in pairs})
     held_out = _held_out(dataset, sorted(held), qrels, doc_template, val_distractors, rng) if held else None
