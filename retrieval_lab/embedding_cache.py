@@ -12,14 +12,19 @@ kill the process with SIGBUS); the directory is moved into place only when compl
 against its sidecar on every read (``ContentCache``): a bad entry is rebuilt, never used.
 """
 
+import dataclasses
 import logging
 import os
+import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
 
+from retrieval_lab.atomic import atomic_path
 from retrieval_lab.content_cache import ContentCache, CorruptEntry, DataWriter, Entry
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
@@ -27,6 +32,7 @@ from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.tokenization import Side
 from retrieval_lab.provenance import file_sha256
+from retrieval_lab.training.cross_device import world
 
 log = logging.getLogger(__name__)
 
@@ -88,41 +94,111 @@ def corpus_embeddings(
     batch_size: int = 64,
     chunk_size: int = 100_000,
     progress: bool = True,
+    sharded: bool = False,
 ) -> CorpusEmbeddings:
     """The corpus's embeddings from the cache, or encoded (in chunks) and cached; parallel jobs
-    that need the same ones encode them once."""
+    that need the same ones encode them once. ``sharded``: every rank of the process group calls
+    this, each encodes a contiguous shard, and rank 0 merges them into the entry
+    (:func:`_encode_sharded`)."""
     key, parts = embeddings_key(model, dataset, doc_template)
     cache = ContentCache(cache_dir)
     path, _ = cache.paths(key)
     doc_ids = list(dataset.corpus)
 
-    def encode_into(tmp: Path) -> dict:
+    def texts(begin: int, end: int) -> list[str]:
+        return [document_text(dataset.corpus[d], doc_template) for d in doc_ids[begin:end]]
+
+    def encoded(begin: int, end: int) -> Iterator[np.ndarray]:
+        for start in range(begin, end, chunk_size):
+            yield encode_texts(model, texts(start, min(start + chunk_size, end)), "doc", batch_size, progress)
+
+    def write_entry(tmp: Path, chunks: Iterator[np.ndarray]) -> dict:
         start = time.perf_counter()
-        with open(tmp / EMBEDDINGS_FILE, "wb") as out:
-            for begin in range(0, len(doc_ids), chunk_size):
-                texts = [document_text(dataset.corpus[d], doc_template) for d in doc_ids[begin : begin + chunk_size]]
-                chunk = np.ascontiguousarray(encode_texts(model, texts, "doc", batch_size, progress), dtype=np.float32)
-                if begin == 0:
-                    header = {"descr": np.lib.format.dtype_to_descr(chunk.dtype), "fortran_order": False,
-                              "shape": (len(doc_ids), chunk.shape[1])}
-                    np.lib.format.write_array_header_1_0(out, header)
-                    dim = chunk.shape[1]
-                out.write(chunk.tobytes())
-            out.flush()
-            os.fsync(out.fileno())
+        dim = _write_rows(tmp / EMBEDDINGS_FILE, len(doc_ids), model.dim, chunks)
         (tmp / DOC_IDS_FILE).write_text("".join(f"{d}\n" for d in doc_ids))
         return {"dim": dim, "encode_seconds": round(time.perf_counter() - start, 3)}
 
-    def build() -> tuple[dict, DataWriter]:
-        log.info("embedding cache miss: encoding %d documents of %s into %s", len(doc_ids), dataset.name, path)
-        meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
-                "encoding": model.encoding_contract()}
-        return meta, encode_into
+    def build(chunks: Callable[[], Iterator[np.ndarray]], how: str) -> Callable[[], tuple[dict, DataWriter]]:
+        def builder() -> tuple[dict, DataWriter]:
+            log.info("embedding cache miss: %s %d documents of %s into %s", how, len(doc_ids), dataset.name, path)
+            meta = {"key": key, **parts, "dataset": dataset.name, "num_docs": len(doc_ids),
+                    "encoding": model.encoding_contract()}
+            return meta, lambda tmp: write_entry(tmp, chunks())
+        return builder
 
-    entry = cache.fetch(key, _load, build)
+    rank, size = world()
+    if sharded and size > 1:
+        return _encode_sharded(key, cache, len(doc_ids), model.dim, chunk_size, encoded, build)
+    entry = cache.fetch(key, _load, build(lambda: encoded(0, len(doc_ids)), "encoding"))
     if entry.hit:
         log.info("embedding cache hit: %s (%s)", key, entry.path)
     return _corpus(key, entry)
+
+
+def shard_bounds(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Rows [begin, end) of rank ``rank``'s contiguous shard of ``n``: the sizes differ by at most one."""
+    return rank * n // size, (rank + 1) * n // size
+
+
+def _encode_sharded(key: str, cache: ContentCache, n_docs: int, dim: int, chunk_size: int,
+                    encoded: Callable[[int, int], Iterator[np.ndarray]],
+                    build: Callable[..., Callable[[], tuple[dict, DataWriter]]]) -> CorpusEmbeddings:
+    """Each rank encodes its shard into ``<cache>/<key>.shards/``; rank 0 merges the shards, in
+    corpus order, into the cache entry (streamed: no rank holds the whole matrix) and removes
+    them; every rank then reads the entry. Collective: every rank calls it, with the same key."""
+    rank, size = world()
+    keys: list[str | None] = [None] * size
+    dist.all_gather_object(keys, key)
+    if any(k != keys[0] for k in keys):
+        raise RuntimeError(f"the ranks' document towers differ (embedding keys {keys}): they must hold the same weights")
+    missing = [cached_embeddings(key, cache.dir) is None if rank == 0 else None]
+    dist.broadcast_object_list(missing, src=0)
+    if missing[0]:
+        shards = cache.dir / f"{key}.shards"
+        shards.mkdir(parents=True, exist_ok=True)
+        begin, end = shard_bounds(n_docs, rank, size)
+        start = time.perf_counter()
+        with atomic_path(shards / f"{rank}-of-{size}.npy") as tmp:
+            _write_rows(tmp, end - begin, dim, encoded(begin, end))
+        log.info("encoded shard %d of %d: documents %d-%d of %d in %.1f s", rank, size, begin, end, n_docs,
+                 time.perf_counter() - start)
+        dist.barrier()
+        if rank == 0:
+            files = [shards / f"{r}-of-{size}.npy" for r in range(size)]
+            cache.fetch(key, _load, build(lambda: _rows(files, chunk_size), f"merging {size} shards of"))
+            shutil.rmtree(shards)
+        dist.barrier()
+    corpus = cached_embeddings(key, cache.dir)
+    if corpus is None:
+        raise RuntimeError(f"embeddings {key} are not in {cache.dir} after the ranks encoded them: "
+                           "the cache directory must be one that every rank can read (a shared filesystem)")
+    return dataclasses.replace(corpus, from_cache=not missing[0])
+
+
+def _rows(files: list[Path], chunk_size: int) -> Iterator[np.ndarray]:
+    """The rows of the ``.npy`` files, in order, ``chunk_size`` at a time (memory-mapped)."""
+    for file in files:
+        rows = np.load(file, mmap_mode="r")
+        for begin in range(0, len(rows), chunk_size):
+            yield rows[begin : begin + chunk_size]
+
+
+def _write_rows(path: Path, n_rows: int, dim: int, chunks: Iterator[np.ndarray]) -> int:
+    """An ``.npy`` of ``n_rows`` x ``dim`` float32 written chunk by chunk with plain writes (a full
+    disk is an error, not a SIGBUS), fsynced; returns ``dim``."""
+    written = 0
+    with open(path, "wb") as out:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": (n_rows, dim)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for chunk in chunks:
+            out.write(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+            written += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if written != n_rows:
+        raise RuntimeError(f"{path}: {written} rows written, {n_rows} expected")
+    return dim
 
 
 def _load(path: Path, meta: dict) -> tuple[np.ndarray, list[str]]:

@@ -15,17 +15,20 @@ from retrieval_lab.config.schema import STAGES
 from retrieval_lab.benchmark import summarize
 from retrieval_lab.data.beir import load_beir
 from retrieval_lab.data.val_split import VAL_SPLIT, file_splits, with_val_split
+from retrieval_lab.embedding_cache import corpus_embeddings
 from retrieval_lab.index.saved import IndexMismatchError
 from retrieval_lab.interruption import RunInterrupted
 from retrieval_lab.models.dataset_lengths import dataset_lengths
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
+from retrieval_lab.ranks import start_ranks
 from retrieval_lab.record import RunRecord
 from retrieval_lab.run_layout import RunLayout
 from retrieval_lab.settings import RunSettings
-from retrieval_lab.stages.index import build_index, load_index
+from retrieval_lab.stages.index import build_index, load_index, needs_embeddings
 from retrieval_lab.stages.teach import teach
 from retrieval_lab.stages.train import build_training_set, train
 from retrieval_lab.tracking import Tracker
+from retrieval_lab.training.cross_device import world
 from retrieval_lab.training.grad_cache import loss_config
 from retrieval_lab.training.precision import PrecisionChoice, choose_precision, encoding_precision
 from retrieval_lab.training.training_set_file import save_training_set
@@ -86,6 +89,8 @@ def _run_stages(
     # texts themselves (index=bm25); the index is a vector index factory, or BM25 itself.
     model = instantiate(cfg.model) if cfg.model is not None else None
     index = instantiate(cfg.index) if "index" in stages or cfg.load_index else None
+    if "train" not in stages and "index" in stages and benchmark is None:
+        start_ranks(cfg.trainer, model)  # trainer=ddp_sim: the ranks share the corpus encoding
     encoder = model if model is not None else index  # what turns text into what is scored
     if encoder is not None:
         atomic_write_json(layout.encoding, encoder.encoding_contract())
@@ -132,7 +137,7 @@ def _run_stages(
         validation = validation or previous_validation
         record.update(validation=validation)
         results.update(validation)
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero and benchmark is not None:
             log.info("training done on this rank; rank 0 indexes and evaluates")
             return results
     if benchmark is not None:
@@ -181,7 +186,17 @@ def _index_and_evaluate(cfg: DictConfig, stages: list[str], dataset: Any, model:
     """The index and evaluate stages over one dataset, into ``layout`` (a benchmark dataset's
     stages are recorded as ``index/<name>``, ``evaluate/<name>``)."""
     index_stage, evaluate_stage = f"index{suffix}", f"evaluate{suffix}"
+    rank, size = world()
+    every_rank = size > 1 and not suffix  # all the run's processes are here (a benchmark's datasets: rank 0 alone)
     with dataset_lengths(model, cfg.data):
+        if every_rank:
+            if "index" in stages and model is not None and needs_embeddings(index):
+                with record.stage("encode"):  # each rank encodes its shard of the corpus into the cache
+                    corpus_embeddings(model, dataset, settings.doc_template, settings.embeddings_dir,
+                                      settings.encode_batch_size, progress=settings.progress, sharded=True)
+            if rank != 0:
+                log.info("rank %d of %d: done; rank 0 indexes and evaluates", rank, size)
+                return {}
         if "index" in stages:
             reusable = resuming and record.stage_done(index_stage) and layout.index_info.is_file()
             with record.stage(index_stage):

@@ -166,7 +166,9 @@ def test_ddp_on_two_cpu_processes_trains_once_and_evaluates_once(tiny_beir: Path
     result = run_rlab([*tiny_args, "trainer=ddp_sim"], run_dir, tiny_beir, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert "training done on this rank; rank 0 indexes and evaluates" in output
+    # the trained ranks share the corpus encoding (one shard each), then rank 1 stops
+    assert "encoded shard 0 of 2" in output and "encoded shard 1 of 2" in output
+    assert "rank 1 of 2: done; rank 0 indexes and evaluates" in output
     assert (run_dir / "rlab.log").read_text().count("stage evaluate: done") == 1
     assert json.loads((run_dir / "metrics.json").read_text())["num_queries"] == 10
     assert (run_dir / "model" / "modules.json").is_file()

@@ -34,6 +34,14 @@ def doc_ids_sha256(doc_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(doc_ids).encode()).hexdigest()
 
 
+def needs_embeddings(index: IndexComponent) -> bool:
+    """Whether building ``index`` reads the model's corpus embeddings (a vector index; a hybrid
+    with one among its components), not only the texts (BM25)."""
+    if isinstance(index, HybridIndex):
+        return any(needs_embeddings(component) for component in index.components.values())
+    return not isinstance(index, BM25Index)
+
+
 def build_index(index: IndexComponent, model: BiEncoder | None, dataset: BeirDataset, settings: RunSettings,
                 out_dir: Path) -> Retriever:
     """Builds ``index`` over the corpus and saves it in ``out_dir``, with the doc id of each row
