@@ -97,6 +97,31 @@ def test_star_mixes_hard_and_random_negatives(tiny_beir: Path, tmp_path: Path):
         assert not set(scored + unscored) & set(dataset.qrels["train"][query_id])
 
 
+def _refresh_rank(rank: int, world: int, port: int, root: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        dataset = load_beir(root, "tiny", ["train"], download=False)
+        miner = DenseRefreshMiner(refresh_every_n_steps=3, num_negatives=2, rank_range=(1, 20))
+        [refresh] = miner.callbacks(dataset, "train", TEMPLATE)
+        if rank > 0:  # a rank other than 0 must not mine
+            refresh.miner.mine = lambda *args, **kwargs: pytest.fail("rank 1 mined")
+        result = refresh.mined(tiny(), step=3)
+        Path(f"{out}.{rank}.json").write_text(json.dumps(result.negatives))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_ddp_a_refresh_is_mined_on_rank_0_and_broadcast(tiny_beir: Path, tmp_path: Path):
+    out = str(tmp_path / "negatives")
+    mp.spawn(_refresh_rank, args=(2, _free_port(), str(tiny_beir), out), nprocs=2, join=True)
+    dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
+    miner = DenseRefreshMiner(refresh_every_n_steps=3, num_negatives=2, rank_range=(1, 20))
+    [refresh] = miner.callbacks(dataset, "train", TEMPLATE)
+    alone = json.loads(json.dumps(refresh.mined(tiny(), step=3).negatives))
+    assert json.loads(Path(f"{out}.0.json").read_text()) == json.loads(Path(f"{out}.1.json").read_text()) == alone
+
+
 def test_dense_refresh_swaps_in_new_negatives_during_training(tiny_beir: Path):
     dataset = load_beir(tiny_beir, "tiny", ["train"], download=False)
     model = tiny()

@@ -5,9 +5,9 @@ next batch on, in the same run.
 
 Each refresh is logged (``mining/refresh/*``) and kept in :attr:`NegativeRefresh.history` (step,
 seconds, drop counts, share of negatives that changed), which the train stage writes into the run
-record. With several processes every rank mines the same negatives from the same (synchronised)
-weights; the data module must build batches in the main process (``data.num_workers=0``), where
-the swap is seen at once. The negatives in use and the history are part of the run's checkpoint
+record. With several processes rank 0 mines and broadcasts the negatives (every rank would mine
+the same ones from the same synchronised weights); the data module must build batches in the main
+process (``data.num_workers=0``), where the swap is seen at once. The negatives in use and the history are part of the run's checkpoint
 (:meth:`NegativeRefresh.state_dict`), so a resumed run trains on the negatives the lost one had.
 """
 
@@ -16,10 +16,13 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+import torch.distributed as dist
 
 from retrieval_lab.data.beir import BeirDataset
 from retrieval_lab.mining.dense_miner import DenseMiner
+from retrieval_lab.mining.miner import MiningResult
 from retrieval_lab.mining.negatives_file import Negatives
+from retrieval_lab.training.cross_device import world
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +78,7 @@ class NegativeRefresh(pl.Callback):
             return
         datamodule = trainer.datamodule
         start = time.perf_counter()
-        result = self.miner.mine(self.dataset, self.split, self.doc_template, pl_module.model,
-                                 seed=self.miner.seed + step)
+        result = self.mined(pl_module.model, step)
         changed = changed_share(datamodule.training_set.negatives, result.negatives)
         self._use(datamodule, result.negatives, step)
         entry = {"step": step, "seconds": round(time.perf_counter() - start, 2), "changed": round(changed, 4),
@@ -85,3 +87,14 @@ class NegativeRefresh(pl.Callback):
         log.info("refreshed negatives at step %d in %.1f s: %.1f%% changed; dropped %s",
                  step, entry["seconds"], 100 * changed, result.drops)
         pl_module.log_dict({"mining/refresh/changed": changed, "mining/refresh/seconds": entry["seconds"]})
+
+    def mined(self, model: Any, step: int) -> MiningResult:
+        """The negatives of the refresh at ``step``, mined on rank 0 alone and broadcast to the
+        other ranks."""
+        rank, size = world()
+        result = [self.miner.mine(self.dataset, self.split, self.doc_template, model, seed=self.miner.seed + step)
+                  if rank == 0 else None]
+        if size > 1:
+            dist.broadcast_object_list(result, src=0)
+            log.info("negatives of step %d mined on rank 0, broadcast to %d ranks", step, size)
+        return result[0]
