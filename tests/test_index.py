@@ -25,7 +25,9 @@ from retrieval_lab.index import (
     recall_vs_exact,
 )
 from retrieval_lab.retrievers import Retriever
+from retrieval_lab.config import ConfigError
 from tests.conftest import compose_config
+from tests.test_config import _validated
 
 DIM, N_DOCS, N_QUERIES, K = 32, 3000, 50, 10
 
@@ -278,3 +280,24 @@ def test_fixed_bytes_separate_codebooks_from_per_document_codes():
     assert (flat.nbytes() - flat.fixed_nbytes()) / flat.size == 4 * 32
     assert (pq.nbytes() - pq.fixed_nbytes()) / pq.size == 8  # one byte per sub-quantizer
     assert pq.fixed_nbytes() > 32 * 32 * 4  # the OPQ rotation and the codebooks
+
+
+@pytest.mark.skipif(hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0,
+                    reason="this faiss build has GPUs: index.device=gpu is valid here")
+@pytest.mark.parametrize("index", ["flat", "ivf_flat", "ivf_pq", "opq_pq", "sq8", "factory"])
+def test_a_gpu_index_without_a_gpu_faiss_is_a_config_error_naming_the_key(index):
+    with pytest.raises(ConfigError) as info:
+        _validated([f"index={index}", "index.device=gpu", "stages=[index,evaluate]"])
+    assert info.value.key == "index.device"
+    assert "no GPU" in str(info.value) and "index.device=cpu" in str(info.value)
+    with pytest.raises(ValueError, match="device: .*no GPU"):
+        FlatIndex(8, device="gpu")
+
+
+def test_hnsw_on_gpu_and_an_unknown_device_are_config_errors_naming_the_key():
+    with pytest.raises(ConfigError) as info:
+        _validated(["index=flat", "index.device=tpu", "stages=[index,evaluate]"])
+    assert info.value.key == "index.device" and "must be one of ['cpu', 'gpu'], got 'tpu'" in str(info.value)
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        with pytest.raises(ConfigError, match="HNSW"):
+            _validated(["index=hnsw", "index.device=gpu", "stages=[index,evaluate]"])

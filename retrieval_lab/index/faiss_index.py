@@ -15,6 +15,7 @@ import numpy as np
 from retrieval_lab.config.model_source import embedding_dim
 from retrieval_lab.config.rules import Param
 from retrieval_lab.index.base import Index
+from retrieval_lab.index.faiss_device import device_problem, on_device, to_cpu
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class FaissIndex(Index):
         ef_search: HNSW candidate list per query (recall vs speed); the index must be HNSW.
         train_size: training (for indexes that need it) uses at most this many rows, sampled
             with seed 0.
+        device: ``cpu``, or ``gpu`` where the faiss build has GPUs (index/faiss_device.py); an
+            index loaded back searches on the CPU.
 
     An IVF spec whose nlist needs more training rows than there are (39 per list) is built with
     nlist = rows // 39 and a logged warning rather than with poorly trained lists;
@@ -42,7 +45,8 @@ class FaissIndex(Index):
     (nbits fixes the code size): with fewer than 39 * 2**nbits rows faiss prints its warning.
     """
 
-    rules = (Param("spec", lambda spec, node, run: _spec_problem(spec, run)),)
+    rules = (Param("spec", lambda spec, node, run: _spec_problem(spec, run)),
+             Param("device", lambda device, node, run: device_problem(device, _node_spec(node))))
 
     kind = "factory"
 
@@ -53,10 +57,15 @@ class FaissIndex(Index):
         nprobe: int | None = None,
         ef_search: int | None = None,
         train_size: int = DEFAULT_TRAIN_SIZE,
+        device: str = "cpu",
     ) -> None:
         super().__init__(dim)
         if train_size <= 0:
             raise ValueError(f"train_size must be positive, got {train_size}")
+        problem = device_problem(device, spec)
+        if problem is not None:
+            raise ValueError(f"device: {problem}")
+        self.device = device
         self.spec = spec
         self.train_size = train_size
         # (our name, faiss ParameterSpace name, value) of each search parameter that is set
@@ -66,7 +75,8 @@ class FaissIndex(Index):
                                             ("ef_search", "efSearch", ef_search)]
             if value is not None
         ]
-        self.faiss_index = self._make(spec)
+        self.faiss_index = self._make(spec)  # the CPU copy: saved, measured
+        self._searcher = self.faiss_index  # where it searches (index.device)
         self.params: dict[str, Any] = {"spec": spec, "nprobe": nprobe, "ef_search": ef_search,
                                        "train_size": train_size}
 
@@ -106,14 +116,17 @@ class FaissIndex(Index):
         return int(faiss.serialize_index(empty).nbytes)
 
     def _build(self, x: np.ndarray) -> None:
+        sample = x
         if not self.faiss_index.is_trained:
-            sample = x
             if len(x) > self.train_size:
                 rows = np.random.default_rng(0).choice(len(x), self.train_size, replace=False)
                 sample = x[np.sort(rows)]
             self._fit_nlist(len(sample))
-            self.faiss_index.train(sample)
-        self.faiss_index.add(x)
+        placed = on_device(self.faiss_index, self.device)
+        if not placed.is_trained:
+            placed.train(sample)
+        placed.add(x)
+        self._searcher, self.faiss_index = placed, to_cpu(placed, self.device)
 
     def _fit_nlist(self, n_train: int) -> None:
         match = re.search(r"IVF(\d+)", self.spec)
@@ -129,7 +142,7 @@ class FaissIndex(Index):
         self.faiss_index = self._make(spec)
 
     def _search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.faiss_index.search(q, k)
+        return self._searcher.search(q, k)
 
     def _write(self, path: Path) -> None:
         faiss.write_index(self.faiss_index, str(path))
@@ -138,6 +151,7 @@ class FaissIndex(Index):
         self.spec = info["spec"]
         self.faiss_index = faiss.read_index(str(path))
         self._set_search_params(self.faiss_index)
+        self._searcher = self.faiss_index
 
     def _details(self) -> dict[str, Any]:
         return {"spec": self.spec}
@@ -146,6 +160,11 @@ class FaissIndex(Index):
 def _faiss_reason(err: RuntimeError) -> str:
     """faiss's message without its C++ source location."""
     return re.sub(r"^Error in .*? at \S+:\d+: ", "", str(err).strip())
+
+
+def _node_spec(node: Any) -> str:
+    """The faiss spec an index config node builds (the named types' spec is their kind's)."""
+    return str(node.get("spec") or node.get("_target_", ""))
 
 
 def _built_dim(run: dict[str, Any]) -> int | None:
@@ -190,9 +209,9 @@ class HNSWIndex(FaissIndex):
     kind = "hnsw"
 
     def __init__(
-        self, dim: int, M: int = 32, ef_construction: int = 200, ef_search: int = 128
+        self, dim: int, M: int = 32, ef_construction: int = 200, ef_search: int = 128, device: str = "cpu"
     ) -> None:
-        super().__init__(dim, f"HNSW{M},Flat", ef_search=ef_search)
+        super().__init__(dim, f"HNSW{M},Flat", ef_search=ef_search, device=device)
         self.faiss_index.hnsw.efConstruction = ef_construction
         self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
 
@@ -204,8 +223,8 @@ class IVFFlatIndex(FaissIndex):
     kind = "ivf_flat"
 
     def __init__(self, dim: int, nlist: int = 256, nprobe: int = 16,
-                 train_size: int = DEFAULT_TRAIN_SIZE) -> None:
-        super().__init__(dim, f"IVF{nlist},Flat", nprobe=nprobe, train_size=train_size)
+                 train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
+        super().__init__(dim, f"IVF{nlist},Flat", nprobe=nprobe, train_size=train_size, device=device)
         self.params = {"nlist": nlist, "nprobe": nprobe, "train_size": train_size}
 
 
@@ -217,14 +236,14 @@ class IVFPQIndex(FaissIndex):
         nbits: bits per sub-quantizer code.
     """
 
-    rules = (Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)),)
+    rules = (*FaissIndex.rules, Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)))
 
     kind = "ivf_pq"
 
     def __init__(self, dim: int, nlist: int = 256, m: int = 48, nbits: int = 8, nprobe: int = 16,
-                 train_size: int = DEFAULT_TRAIN_SIZE) -> None:
+                 train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
         _check_divides(dim, m)
-        super().__init__(dim, f"IVF{nlist},PQ{m}x{nbits}", nprobe=nprobe, train_size=train_size)
+        super().__init__(dim, f"IVF{nlist},PQ{m}x{nbits}", nprobe=nprobe, train_size=train_size, device=device)
         self.params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": nprobe,
                        "train_size": train_size}
 
@@ -237,14 +256,14 @@ class OPQPQIndex(FaissIndex):
         nbits: bits per sub-quantizer code.
     """
 
-    rules = (Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)),)
+    rules = (*FaissIndex.rules, Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)))
 
     kind = "opq_pq"
 
     def __init__(self, dim: int, m: int = 48, nbits: int = 8,
-                 train_size: int = DEFAULT_TRAIN_SIZE) -> None:
+                 train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
         _check_divides(dim, m)
-        super().__init__(dim, f"OPQ{m},PQ{m}x{nbits}", train_size=train_size)
+        super().__init__(dim, f"OPQ{m},PQ{m}x{nbits}", train_size=train_size, device=device)
         self.params = {"m": m, "nbits": nbits, "train_size": train_size}
 
 
@@ -254,6 +273,6 @@ class SQ8Index(FaissIndex):
 
     kind = "sq8"
 
-    def __init__(self, dim: int, train_size: int = DEFAULT_TRAIN_SIZE) -> None:
-        super().__init__(dim, "SQ8", train_size=train_size)
+    def __init__(self, dim: int, train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
+        super().__init__(dim, "SQ8", train_size=train_size, device=device)
         self.params = {"train_size": train_size}

@@ -10,6 +10,6 @@ class FlatIndex(FaissIndex):
 
     kind = "flat"
 
-    def __init__(self, dim: int) -> None:
-        super().__init__(dim, "Flat")
+    def __init__(self, dim: int, device: str = "cpu") -> None:
+        super().__init__(dim, "Flat", device=device)
         self.params = {}
