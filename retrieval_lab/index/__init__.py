@@ -9,6 +9,7 @@ from retrieval_lab.index.faiss_index import (
     SQ8Index,
 )
 from retrieval_lab.index.flat import FlatIndex
+from retrieval_lab.index.streamed_flat import StreamedFlatIndex
 
 __all__ = [
     "BinaryIndex",
@@ -21,5 +22,6 @@ __all__ = [
     "IndexMismatchError",
     "OPQPQIndex",
     "SQ8Index",
+    "StreamedFlatIndex",
     "recall_vs_exact",
 ]
