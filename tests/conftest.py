@@ -93,3 +93,8 @@ TINY = ["model=tiny", "data.name=tiny", "data.download=false", "trainer.max_epoc
 def tiny_args() -> list[str]:
     return list(TINY)
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-SciFact tests first (stable otherwise): under ``-n 2 --dist loadfile`` their file,
+    the longest by far, then starts at once on one worker while the other runs every other file."""
+    items.sort(key=lambda item: item.get_closest_marker("scifact") is None)
