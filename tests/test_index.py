@@ -320,3 +320,25 @@ def test_the_streamed_flat_index_returns_flats_results_from_the_callers_memory_m
     loaded = Index.load(tmp_path / "index", {})
     assert isinstance(loaded.vectors, np.memmap)
     np.testing.assert_array_equal(loaded.search(queries, k)[1], want[1])
+
+
+def test_a_null_nprobe_is_chosen_at_build_for_the_recall_target_and_kept_on_load(docs, tmp_path):
+    index = IVFFlatIndex(dim=DIM, nlist=64, target_recall=0.8)
+    index.build(docs)
+    chosen, tuning = index.params["nprobe"], index.nprobe_tuning
+    assert chosen == tuning["nprobe"] and chosen & (chosen - 1) == 0 and 1 < chosen < 64  # a power of two
+    assert tuning["recall_at_10"] >= 0.8 and tuning["queries"] == 1000 and tuning["target_recall"] == 0.8
+    assert _faiss_search_settings(index) == {"nprobe": chosen}
+    # the fewest: half as many lists miss the target on the same 1,000 corpus vectors
+    sample = docs[np.sort(np.random.default_rng(0).choice(len(docs), 1000, replace=False))]
+    exact_rows = faiss.knn(sample, docs, 10, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    assert round(recall_vs_exact(exact_rows, index.search(sample, 10)[1], 10), 4) == tuning["recall_at_10"]
+    faiss.ParameterSpace().set_index_parameter(index.faiss_index, "nprobe", chosen // 2)
+    assert recall_vs_exact(exact_rows, index.faiss_index.search(sample, 10)[1], 10) < 0.8
+    index.save(tmp_path, {})
+    assert json.loads((tmp_path / "index.json").read_text())["nprobe_tuning"] == tuning
+    loaded = IVFFlatIndex.load(tmp_path, {})
+    assert loaded.params["nprobe"] == chosen and _faiss_search_settings(loaded) == {"nprobe": chosen}
+    everything = IVFFlatIndex(dim=DIM, nlist=16, target_recall=1.0)
+    everything.build(docs)
+    assert everything.params["nprobe"] == 16 and everything.nprobe_tuning["recall_at_10"] == 1.0

@@ -16,6 +16,7 @@ from retrieval_lab.config.model_source import embedding_dim
 from retrieval_lab.config.rules import Param
 from retrieval_lab.index.base import Index
 from retrieval_lab.index.faiss_device import device_problem, on_device, to_cpu
+from retrieval_lab.index.nprobe import tuned_nprobe
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ class FaissIndex(Index):
             with seed 0.
         device: ``cpu``, or ``gpu`` where the faiss build has GPUs (index/faiss_device.py); an
             index loaded back searches on the CPU.
+        target_recall: with ``nprobe`` null, an IVF index's nprobe is chosen when it is built,
+            the fewest lists (a power of two) whose recall@10 against exact search on 1,000
+            corpus vectors reaches this share of searching every list's (index/nprobe.py);
+            ``params`` then hold the chosen one.
 
     An IVF spec whose nlist needs more training rows than there are (39 per list) is built with
     nlist = rows // 39 and a logged warning rather than with poorly trained lists;
@@ -58,6 +63,7 @@ class FaissIndex(Index):
         ef_search: int | None = None,
         train_size: int = DEFAULT_TRAIN_SIZE,
         device: str = "cpu",
+        target_recall: float | None = None,
     ) -> None:
         super().__init__(dim)
         if train_size <= 0:
@@ -65,7 +71,11 @@ class FaissIndex(Index):
         problem = device_problem(device, spec)
         if problem is not None:
             raise ValueError(f"device: {problem}")
+        if target_recall is not None and not 0 < target_recall <= 1:
+            raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
         self.device = device
+        self.target_recall = target_recall if nprobe is None and "IVF" in spec else None
+        self.nprobe_tuning: dict[str, Any] | None = None
         self.spec = spec
         self.train_size = train_size
         # (our name, faiss ParameterSpace name, value) of each search parameter that is set
@@ -126,6 +136,16 @@ class FaissIndex(Index):
         if not placed.is_trained:
             placed.train(sample)
         placed.add(x)
+        if self.target_recall is not None:
+            nprobe, recall, ceiling = tuned_nprobe(placed, x, self.target_recall)
+            self._search_params = [("nprobe", "nprobe", nprobe)]
+            self.params["nprobe"] = nprobe
+            self.nprobe_tuning = {"target_recall": self.target_recall, "recall_at_10": round(recall, 4),
+                                  "every_list_recall_at_10": round(ceiling, 4), "queries": min(1000, len(x)),
+                                  "nprobe": nprobe}
+            log.info("nprobe %d of %d lists: recall@10 %.3f against exact search on %d corpus vectors, "
+                     "%.3f searching every list (target: %.3f of it)", nprobe, faiss.extract_index_ivf(placed).nlist,
+                     recall, min(1000, len(x)), ceiling, self.target_recall)
         self._searcher, self.faiss_index = placed, to_cpu(placed, self.device)
 
     def _fit_nlist(self, n_train: int) -> None:
@@ -154,7 +174,7 @@ class FaissIndex(Index):
         self._searcher = self.faiss_index
 
     def _details(self) -> dict[str, Any]:
-        return {"spec": self.spec}
+        return {"spec": self.spec, **({"nprobe_tuning": self.nprobe_tuning} if self.nprobe_tuning else {})}
 
 
 def _faiss_reason(err: RuntimeError) -> str:
@@ -218,14 +238,15 @@ class HNSWIndex(FaissIndex):
 
 class IVFFlatIndex(FaissIndex):
     """Inverted lists of full vectors: k-means into ``nlist`` lists, ``nprobe`` searched per
-    query."""
+    query (null: chosen at build for ``target_recall``, see :class:`FaissIndex`)."""
 
     kind = "ivf_flat"
 
-    def __init__(self, dim: int, nlist: int = 256, nprobe: int = 16,
+    def __init__(self, dim: int, nlist: int = 256, nprobe: int | None = None, target_recall: float = 0.995,
                  train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
-        super().__init__(dim, f"IVF{nlist},Flat", nprobe=nprobe, train_size=train_size, device=device)
-        self.params = {"nlist": nlist, "nprobe": nprobe, "train_size": train_size}
+        super().__init__(dim, f"IVF{nlist},Flat", nprobe=nprobe, train_size=train_size, device=device,
+                         target_recall=target_recall)
+        self.params = {"nlist": nlist, "nprobe": nprobe, "target_recall": target_recall, "train_size": train_size}
 
 
 class IVFPQIndex(FaissIndex):
@@ -234,17 +255,19 @@ class IVFPQIndex(FaissIndex):
     Args:
         m: sub-quantizers; must divide dim (48 suits 384 and 768).
         nbits: bits per sub-quantizer code.
+        nprobe, target_recall: as :class:`IVFFlatIndex` (the recall is the quantized index's).
     """
 
     rules = (*FaissIndex.rules, Param("m", lambda m, node, run: _sub_quantizers_problem(m, run)))
 
     kind = "ivf_pq"
 
-    def __init__(self, dim: int, nlist: int = 256, m: int = 48, nbits: int = 8, nprobe: int = 16,
-                 train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
+    def __init__(self, dim: int, nlist: int = 256, m: int = 48, nbits: int = 8, nprobe: int | None = None,
+                 target_recall: float = 0.995, train_size: int = DEFAULT_TRAIN_SIZE, device: str = "cpu") -> None:
         _check_divides(dim, m)
-        super().__init__(dim, f"IVF{nlist},PQ{m}x{nbits}", nprobe=nprobe, train_size=train_size, device=device)
-        self.params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": nprobe,
+        super().__init__(dim, f"IVF{nlist},PQ{m}x{nbits}", nprobe=nprobe, train_size=train_size, device=device,
+                         target_recall=target_recall)
+        self.params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": nprobe, "target_recall": target_recall,
                        "train_size": train_size}
 
 
