@@ -263,6 +263,9 @@ def test_documents_with_neither_title_nor_text_are_counted_in_a_warning(outcomes
 
 
 def test_an_unavailable_hub_id_fails_at_once(outcomes: dict[str, Outcome]) -> None:
-    """Not after from_pretrained's minute of retries: the failing run takes what a config error takes."""
+    """At config validation (exit status 2, before any stage), not after from_pretrained's minute
+    of retries: huggingface_hub logs each retry ("Retrying in ...")."""
     for name in ("hub-id-offline", "unknown-hub-id"):
-        assert outcomes[name].seconds < 45, (name, outcomes[name].seconds)
+        result = outcomes[name].result
+        assert result.returncode == 2 and "rlab: config error: model.name_or_path" in result.stderr, name
+        assert "Retrying in" not in result.stdout + result.stderr, name
