@@ -7,7 +7,6 @@ import json
 import os
 import re
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -387,9 +386,7 @@ def test_download_http_error(tmp_path: Path, served: tuple[Path, str]) -> None:
 @pytest.mark.scifact
 @pytest.mark.skipif(not (SHARED_DATA / "scifact").is_dir(), reason=f"no SciFact under {SHARED_DATA}")
 def test_real_scifact() -> None:
-    start = time.perf_counter()
     ds = load_beir(SHARED_DATA, "scifact", ["test", "train"], download=False)
-    elapsed = time.perf_counter() - start
 
     assert len(ds.corpus) == 5183
     assert len(ds.queries) == 1109
@@ -400,4 +397,3 @@ def test_real_scifact() -> None:
     first = next(iter(ds.corpus.values()))
     assert first.title.startswith("Microstructural development of human newborn cerebral white matter")
     assert document_text(first) == f"{first.title} {first.text}".strip()
-    assert elapsed < 5, f"loading SciFact took {elapsed:.2f}s"
