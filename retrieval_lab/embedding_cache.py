@@ -114,9 +114,9 @@ def corpus_embeddings(
 
     def write_entry(tmp: Path, chunks: Iterator[np.ndarray]) -> dict:
         start = time.perf_counter()
-        dim = _write_rows(tmp / EMBEDDINGS_FILE, len(doc_ids), model.dim, chunks)
+        _write_rows(tmp / EMBEDDINGS_FILE, len(doc_ids), model.dim, chunks)
         (tmp / DOC_IDS_FILE).write_text("".join(f"{d}\n" for d in doc_ids))
-        return {"dim": dim, "encode_seconds": round(time.perf_counter() - start, 3)}
+        return {"dim": model.dim, "encode_seconds": round(time.perf_counter() - start, 3)}
 
     def build(chunks: Callable[[], Iterator[np.ndarray]], how: str) -> Callable[[], tuple[dict, DataWriter]]:
         def builder() -> tuple[dict, DataWriter]:
@@ -126,8 +126,7 @@ def corpus_embeddings(
             return meta, lambda tmp: write_entry(tmp, chunks())
         return builder
 
-    rank, size = world()
-    if sharded and size > 1:
+    if sharded and world()[1] > 1:
         return _encode_sharded(key, cache, len(doc_ids), model.dim, chunk_size, encoded, build)
     entry = cache.fetch(key, _load, build(lambda: encoded(0, len(doc_ids)), "encoding"))
     if entry.hit:
@@ -183,9 +182,9 @@ def _rows(files: list[Path], chunk_size: int) -> Iterator[np.ndarray]:
             yield rows[begin : begin + chunk_size]
 
 
-def _write_rows(path: Path, n_rows: int, dim: int, chunks: Iterator[np.ndarray]) -> int:
+def _write_rows(path: Path, n_rows: int, dim: int, chunks: Iterator[np.ndarray]) -> None:
     """An ``.npy`` of ``n_rows`` x ``dim`` float32 written chunk by chunk with plain writes (a full
-    disk is an error, not a SIGBUS), fsynced; returns ``dim``."""
+    disk is an error, not a SIGBUS), fsynced."""
     written = 0
     with open(path, "wb") as out:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
@@ -198,7 +197,6 @@ def _write_rows(path: Path, n_rows: int, dim: int, chunks: Iterator[np.ndarray])
         os.fsync(out.fileno())
     if written != n_rows:
         raise RuntimeError(f"{path}: {written} rows written, {n_rows} expected")
-    return dim
 
 
 def _load(path: Path, meta: dict) -> tuple[np.ndarray, list[str]]:

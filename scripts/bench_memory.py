@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--out", help=f"the JSON report (default {DEFAULT_OUT}, with --encode-docs {ENCODE_OUT})")
     parser.add_argument("--encode-docs", type=int, help="measure encoding RSS over this many synthetic documents")
     parser.add_argument("--child", nargs=2, metavar=("BATCH", "CHUNK"), help=argparse.SUPPRESS)
     parser.add_argument("--encode-child", help=argparse.SUPPRESS)
@@ -160,7 +160,7 @@ def main() -> None:
         print(json.dumps(encode_child(Path(args.encode_child))))
         return
     if args.encode_docs:
-        encode_rss(args.encode_docs, Path(args.out if args.out != DEFAULT_OUT else ENCODE_OUT))
+        encode_rss(args.encode_docs, Path(args.out or ENCODE_OUT))
         return
     if args.child:
         batch, chunk = int(args.child[0]), None if args.child[1] == "none" else int(args.child[1])
@@ -204,7 +204,7 @@ def main() -> None:
         if (batch, None) in ran and (batch, args.chunk_size) in ran:
             report.setdefault("gradcache_time_per_example_vs_plain", {})[batch] = round(
                 ran[batch, args.chunk_size]["ms_per_example"] / ran[batch, None]["ms_per_example"], 2)
-    out = Path(args.out)
+    out = Path(args.out or DEFAULT_OUT)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k.startswith("gradcache")}))

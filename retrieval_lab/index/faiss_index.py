@@ -24,6 +24,9 @@ DEFAULT_TRAIN_SIZE = 100_000
 """Rows sampled to train quantizers: 39 per list up to nlist 2564, ample for 8-bit PQ codebooks
 (256 centroids per sub-quantizer), and bounded so training stays short on million-row corpora."""
 
+TUNING_QUERIES = 1000
+"""Corpus vectors used as queries to choose an IVF index's nprobe (index/nprobe.py)."""
+
 MIN_POINTS_PER_LIST = 39
 """faiss's k-means warns below 39 training points per centroid: the lists come out poor."""
 
@@ -137,15 +140,15 @@ class FaissIndex(Index):
             placed.train(sample)
         placed.add(x)
         if self.target_recall is not None:
-            nprobe, recall, ceiling = tuned_nprobe(placed, x, self.target_recall)
+            queries = min(TUNING_QUERIES, len(x))
+            nprobe, recall, ceiling = tuned_nprobe(placed, x, self.target_recall, queries)
             self._search_params = [("nprobe", "nprobe", nprobe)]
             self.params["nprobe"] = nprobe
             self.nprobe_tuning = {"target_recall": self.target_recall, "recall_at_10": round(recall, 4),
-                                  "every_list_recall_at_10": round(ceiling, 4), "queries": min(1000, len(x)),
-                                  "nprobe": nprobe}
+                                  "every_list_recall_at_10": round(ceiling, 4), "queries": queries, "nprobe": nprobe}
             log.info("nprobe %d of %d lists: recall@10 %.3f against exact search on %d corpus vectors, "
                      "%.3f searching every list (target: %.3f of it)", nprobe, faiss.extract_index_ivf(placed).nlist,
-                     recall, min(1000, len(x)), ceiling, self.target_recall)
+                     recall, queries, ceiling, self.target_recall)
         self._searcher, self.faiss_index = placed, to_cpu(placed, self.device)
 
     def _fit_nlist(self, n_train: int) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from retrieval_lab.index.base import recall_vs_exact
 
 
-def tuned_nprobe(index: faiss.Index, x: np.ndarray, target: float, queries: int = 1000, k: int = 10,
+def tuned_nprobe(index: faiss.Index, x: np.ndarray, target: float, queries: int, k: int = 10,
                  seed: int = 0) -> tuple[int, float, float]:
     """The smallest power-of-two nprobe (capped at nlist) whose recall@k reaches ``target`` times
     the recall@k of searching every list; that recall, and the every-list one."""
