@@ -28,6 +28,7 @@ from retrieval_lab.atomic import atomic_path
 from retrieval_lab.content_cache import ContentCache, CorruptEntry, DataWriter, Entry
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
+from retrieval_lab.training.precision import FP32
 from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.tokenization import Side
@@ -59,10 +60,12 @@ def model_fingerprint(model: BiEncoder) -> str:
 
 def tower_fingerprint(model: BiEncoder, side: Side) -> str:
     """sha256 of what decides one side's embedding: that tower's weights, the tokenizer, pooling,
-    normalization, the side's prefix and max length, and the truncated dimension."""
+    normalization, the side's prefix and max length, the truncated dimension and, where it is not
+    fp32, the precision it is encoded in."""
     contract = {"pooling": model.pooling, "normalize": model.normalize,
                 "prefix": model.tokenization.prefixes[side], "max_length": model.tokenization.max_lengths[side],
-                **({} if model.truncate_dim is None else {"truncate_dim": model.truncate_dim})}
+                **({} if model.truncate_dim is None else {"truncate_dim": model.truncate_dim}),
+                **({} if model.encode_precision == FP32 else {"encode_precision": model.encode_precision})}
     return module_fingerprint(model.tower(side), model.tokenization.tokenizer, contract)
 
 

@@ -18,6 +18,7 @@ from retrieval_lab.data.val_split import VAL_SPLIT, file_splits, with_val_split
 from retrieval_lab.embedding_cache import corpus_embeddings
 from retrieval_lab.index.saved import IndexMismatchError
 from retrieval_lab.interruption import RunInterrupted
+from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.dataset_lengths import dataset_lengths
 from retrieval_lab.provenance import data_checksums, git_state, hardware, package_versions
 from retrieval_lab.ranks import start_ranks
@@ -91,10 +92,10 @@ def _run_stages(
     index = instantiate(cfg.index) if "index" in stages or cfg.load_index else None
     if "train" not in stages and "index" in stages and benchmark is None:
         start_ranks(cfg.trainer, model)  # trainer=ddp_sim: the ranks share the corpus encoding
+    precision = _choose_precisions(cfg, stages, model, record)
     encoder = model if model is not None else index  # what turns text into what is scored
     if encoder is not None:
         atomic_write_json(layout.encoding, encoder.encoding_contract())
-    precision = _choose_precisions(cfg, stages, model, record)
 
     results: dict[str, float] = {}
     step = 0
@@ -271,15 +272,18 @@ def _reused_index(index: Any, model: Any, dataset: Any, settings: RunSettings, l
 
 
 def _choose_precisions(cfg: DictConfig, stages: list[str], model: Any, record: RunRecord) -> PrecisionChoice | None:
-    """The training precision (``trainer.precision``, ``auto`` decided by the hardware) and the
-    encoding one, logged and recorded in run.json (``precision``) before any work; returns the
-    training one (None without a train stage)."""
+    """The training precision (``trainer.precision``) and the encoding one (``encode_precision``,
+    set on a bi-encoder ``model``), ``auto`` decided by the hardware, logged and recorded in
+    run.json (``precision``) before any work; returns the training one (None without a train
+    stage)."""
     accelerator = cfg.trainer.get("accelerator")
     chosen = {}
     if "train" in stages:
         chosen["train"] = choose_precision(cfg.trainer.get("precision"), accelerator)
     if model is not None:  # BM25 (no model) has no weights to run in any precision
-        chosen["encode"] = encoding_precision(accelerator)
+        chosen["encode"] = encoding_precision(cfg.get("encode_precision"), accelerator)
+        if isinstance(model, BiEncoder):
+            model.encode_in(chosen["encode"].precision)
     for stage, choice in chosen.items():
         log.info("%s precision: %s on %s (%s)", stage, choice.precision, choice.device, choice.reason)
     record.update(precision={stage: choice.as_record() for stage, choice in chosen.items()})

@@ -84,8 +84,10 @@ def scifact_root() -> Path:
     return SCIFACT_ROOT
 
 
-# fp32 whatever the CPU: trainer.precision=auto is tested on its own (tests/test_precision.py).
+# fp32 whatever the CPU: trainer.precision=auto and encode_precision=auto are tested on their own
+# (tests/test_precision.py).
 TINY = ["model=tiny", "data.name=tiny", "data.download=false", "trainer.max_epochs=2", "trainer.precision=32-true",
+        "encode_precision=32-true",
         "data.batch_size=8", "optimizer.lr=1e-3", "evaluator.k=20", "logger=csv"]
 
 

@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import run_rlab, write_tiny_beir
 
 LEXICAL = ["index=bm25", "stages=[index,evaluate]", "evaluator.k=10"]  # no model: the fastest run that reads data
-TINY = ["model=tiny", "trainer.precision=32-true"]
+TINY = ["model=tiny", "trainer.precision=32-true", "encode_precision=32-true"]
 # What a run that stopped on bad input may leave: Hydra's config and log, the failed run record,
 # and what the pipeline writes before it reads the data (the composed config, the CSV logger's directory).
 # What a run stopped by bad input may leave, each file complete: Hydra's, the log, the record (status
@@ -118,6 +118,8 @@ CASES = [
     # -- values that cannot work ---------------------------------------------------------------
     pytest.param(Case(("data.batch_size=0",), ("data.batch_size", "must be >= 1")), id="batch-size-0"),
     pytest.param(Case(("encode_batch_size=0",), ("encode_batch_size", "must be >= 1")), id="encode-batch-size-0"),
+    pytest.param(Case(("encode_precision=16-mixed",), ("encode_precision", "must be auto, 32-true or bf16-mixed")),
+                 id="encode-precision-16"),
     pytest.param(Case(("evaluator.k=0",), ("evaluator.k", "must be >= 1")), id="k-0"),
     pytest.param(Case(("evaluator.k=-1",), ("evaluator.k", "must be >= 1")), id="k-negative"),
     pytest.param(Case(("objective.temperature=0",), ("objective.temperature", "must be > 0")), id="temperature-0"),

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import run_rlab, write_tiny_beir
 from tests.test_resume import _kill_when, _launch, _resume
 
-ARGS = ["model=tiny", "benchmark=beir_small", "data.download=false", "trainer.precision=32-true",
+ARGS = ["model=tiny", "benchmark=beir_small", "data.download=false", "trainer.precision=32-true", "encode_precision=32-true",
         "data.batch_size=8", "optimizer.lr=1e-3", "evaluator.k=20", "logger=csv"]
 PER_DATASET = ("metrics.json", "metrics_per_query.tsv", "run.trec")
 

@@ -47,7 +47,8 @@ def test_chunked_encoding_gives_the_same_matrix(dataset, tmp_path: Path):
 
 @pytest.mark.parametrize(
     "change",
-    ["weights", "pooling", "normalize", "doc_prefix", "doc_max_length", "truncate_dim", "template", "corpus"],
+    ["weights", "pooling", "normalize", "doc_prefix", "doc_max_length", "truncate_dim", "template", "corpus",
+     "encode_precision"],
 )
 def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
     base = _embed(tiny(), dataset, tmp_path)
@@ -67,6 +68,8 @@ def test_any_key_part_changing_misses(dataset, tmp_path: Path, change):
         model = tiny(truncate_dim=8)
     elif change == "template":
         template = "{text}"
+    elif change == "encode_precision":
+        model.encode_in("bf16-mixed")
     elif change == "corpus":
         corpus = dataset.path / "corpus.jsonl"
         corpus.write_text(corpus.read_text().replace("Study 3", "Study three"))
@@ -99,3 +102,21 @@ def test_an_interrupted_encoding_leaves_no_entry(dataset, tmp_path: Path, monkey
     assert len(calls) == 2 and [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
     monkeypatch.undo()
     assert not _embed(tiny(), dataset, tmp_path / "cache").from_cache
+
+
+def test_bf16_encoding_is_close_to_fp32_and_fp32_ignores_an_outer_autocast(dataset):
+    """encode_precision bf16-mixed runs the forward under bf16 autocast; 32-true is fp32 even
+    inside a caller's bf16 autocast (a refresh or validation during bf16 training)."""
+    model = tiny()
+    texts = [document_text(doc) for doc in dataset.corpus.values()]
+    fp32 = encode_texts(model, texts, "doc", 16, progress=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert np.array_equal(encode_texts(model, texts, "doc", 16, progress=False), fp32)
+    model.encode_in("bf16-mixed")
+    bf16 = encode_texts(model, texts, "doc", 16, progress=False)
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)
+    cosine = (bf16 * fp32).sum(axis=1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cosine.min() > 0.999
+    assert model.encoding_contract()["encode_precision"] == "bf16-mixed"
+    with pytest.raises(ValueError, match="encode precision '16-mixed'"):
+        model.encode_in("16-mixed")

@@ -108,15 +108,32 @@ def test_cuda_probe_needs_compute_capability_8_on_every_gpu(monkeypatch):
     assert "NVIDIA A100-SXM4-80GB" in choose_precision("auto", "gpu").reason
 
 
-def test_other_devices_and_encoding_stay_fp32():
+def test_other_devices_stay_fp32():
     assert native_bf16("mps") == (False, "bf16 is not probed on mps")
     assert device_type("cpu") == "cpu"
-    encoding = encoding_precision("cpu")
-    assert encoding.precision == FP32 and "fp32" in encoding.reason
+    assert encoding_precision("auto", "mps").precision == FP32
+
+
+@pytest.mark.parametrize(("forced", "expected"), [("0", FP32), ("1", BF16)])
+def test_encoding_precision_auto_follows_the_probe(monkeypatch, forced, expected):
+    monkeypatch.setenv(FORCE_ENV, forced)
+    choice = encoding_precision("auto", "cpu")
+    assert choice.precision == expected and choice.requested == "auto"
+    assert choice.reason.endswith("bf16 autocast" if expected == BF16 else "fp32")
+
+
+def test_encoding_precision_explicit_is_kept_and_others_refused(monkeypatch):
+    monkeypatch.setenv(FORCE_ENV, "1")
+    assert encoding_precision(FP32, "cpu").precision == FP32
+    monkeypatch.setenv(FORCE_ENV, "0")
+    assert encoding_precision(BF16, "cpu").precision == BF16
+    with pytest.raises(ValueError, match="encode_precision='16-mixed'"):
+        encoding_precision("16-mixed", "cpu")
 
 
 def _trained_precision(tmp_path: Path, tiny_beir: Path, forced: str) -> tuple[dict, str]:
-    args = [a for a in TINY if not a.startswith("trainer.precision=")] + ["trainer.max_epochs=1", "stages=[train]"]
+    args = [a for a in TINY if not a.startswith(("trainer.precision=", "encode_precision="))]
+    args += ["trainer.max_epochs=1", "stages=[train,index]"]
     run_dir = tmp_path / f"forced_{forced}"
     result = run_rlab(args, run_dir, tiny_beir, env={FORCE_ENV: forced})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -128,7 +145,8 @@ def test_auto_end_to_end_records_the_precision_and_why(tmp_path, tiny_beir, forc
     recorded, log = _trained_precision(tmp_path, tiny_beir, forced)
     assert recorded["train"]["precision"] == expected and recorded["train"]["requested"] == "auto"
     assert f"{FORCE_ENV}={forced} forces the probe's answer" in recorded["train"]["reason"]
-    assert recorded["encode"]["precision"] == FP32
+    assert recorded["encode"]["precision"] == expected and recorded["encode"]["requested"] == "auto"
+    assert f"encode precision: {expected} on cpu (auto: {FORCE_ENV}={forced}" in log
     assert f"train precision: {expected} on cpu (auto: {FORCE_ENV}={forced}" in log
     # Lightning's own word that the trainer got it:
     assert ("Using bfloat16 Automatic Mixed Precision (AMP)" in log) is (expected == BF16)

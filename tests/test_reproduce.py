@@ -154,8 +154,9 @@ def test_dry_run_prints_each_command_and_runs_nothing(tmp_path):
 
 
 # Pinned from a first run on this machine (2-core CPU): the random-init tiny model is seeded.
+# fp32 encoding on any CPU (encode_precision=auto would pick bf16 where it is native).
 TINY_SPEC = {
-    "overrides": ["data.name=tiny", "data.download=false", "evaluator.k=20"],
+    "overrides": ["data.name=tiny", "data.download=false", "evaluator.k=20", "encode_precision=32-true"],
     "rows": [
         {"name": "tiny_zero_shot", "overrides": ["model=tiny", "stages=[index,evaluate]"],
          "expected": {"ndcg@10": 0.2461, "recall@10": 0.5}},

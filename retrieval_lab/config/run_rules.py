@@ -8,6 +8,7 @@ from typing import Any
 
 from retrieval_lab.config.rules import Param, at_least
 from retrieval_lab.run_layout import INDEX_INFO_FILE
+from retrieval_lab.training.precision import AUTO, ENCODE_PRECISIONS
 
 
 def _max_epochs(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> str | None:
@@ -33,6 +34,12 @@ def _saved_index(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> st
     return None
 
 
+def _encode_precision(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> str | None:
+    if value is None or str(value) in (AUTO, *ENCODE_PRECISIONS):
+        return None
+    return f"must be {AUTO}, {' or '.join(ENCODE_PRECISIONS)}; got {value!r}"
+
+
 def _train_split(value: Any, node: Mapping[str, Any], run: dict[str, Any]) -> str | None:
     if value is None and "train" in run.get("stages", ()):
         return (f"{run['data'].get('name')!r} has no training queries (null), and stages has train: train on "
@@ -50,6 +57,7 @@ RUN_RULES = (
     Param("data.num_workers", at_least(0)),
     Param("data.pseudo_queries", at_least(0)),
     Param("encode_batch_size", at_least(1)),
+    Param("encode_precision", _encode_precision),
     Param("trainer.max_epochs", _max_epochs),
     Param("load_index", _saved_index),
 )

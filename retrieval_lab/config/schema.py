@@ -75,4 +75,5 @@ class RunSchema:
     load_index: Optional[str] = None
     benchmark: Optional[Any] = None
     encode_batch_size: int = 64
+    encode_precision: str = "auto"
     progress: bool = True

@@ -19,6 +19,7 @@ from retrieval_lab.models.base import Model
 from retrieval_lab.models.loading import resolve_model_path
 from retrieval_lab.models.pooling import Pooling, pool
 from retrieval_lab.models.tokenization import Side, Tokenization
+from retrieval_lab.training.precision import BF16, ENCODE_PRECISIONS, FP32
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,15 @@ class BiEncoder(Model):
         if truncate_dim is not None and not 1 <= truncate_dim <= self.hidden_size:
             raise ValueError(f"model.truncate_dim={truncate_dim}: the embeddings have {self.hidden_size} dimensions")
         self.truncate_dim = truncate_dim
+        # The precision encode_texts runs this model in: a run setting (encode_precision), chosen
+        # by the pipeline for the hardware, not a property of the weights or the export.
+        self.encode_precision = FP32
+
+    def encode_in(self, precision: str) -> None:
+        """Encode in ``precision`` (``32-true`` or ``bf16-mixed``) from now on."""
+        if precision not in ENCODE_PRECISIONS:
+            raise ValueError(f"encode precision {precision!r}: use {' or '.join(ENCODE_PRECISIONS)}")
+        self.encode_precision = precision
 
     def train(self, mode: bool = True) -> "BiEncoder":
         """Frozen towers stay in eval mode (no dropout): they must give the embeddings they index."""
@@ -168,6 +178,8 @@ class BiEncoder(Model):
             "shared": self.shared,
             **({} if self.shared else {"towers": {side: asdict(o) for side, o in self.options.items()}}),
             **({} if self.truncate_dim is None else {"truncate_dim": self.truncate_dim}),
+            # Only where it is not fp32, so fp32 embeddings keep the keys they had before it existed.
+            **({} if self.encode_precision == FP32 else {"encode_precision": self.encode_precision}),
         }
 
 

@@ -6,8 +6,10 @@ step takes about 6x as long as in fp32 (measured on a 2-core AMD EPYC, AVX2); on
 AVX512-BF16 it takes about half as long. The probe's answer can be forced with the environment
 variable ``RLAB_NATIVE_BF16`` (``1`` or ``0``), which is how tests reach both branches.
 
-Encoding (index, mining, teachers, re-ranking) stays fp32 whatever the training precision: bf16
-embeddings have not been shown to keep retrieval quality.
+Encoding (``encode_precision: auto``, the corpus and queries of the index, mining, validation)
+follows the same probe: bf16 autocast where it is native, fp32 elsewhere. On a 2-core AMD EPYC with
+AVX512-BF16 it encodes SciFact's corpus 2.2x as fast as fp32, and the fine-tuned model's nDCG@10
+moved by -0.0005 (0.6786 -> 0.6781); where bf16 is emulated it would be several times slower.
 """
 
 import os
@@ -23,7 +25,8 @@ FORCE_ENV = "RLAB_NATIVE_BF16"
 BF16, FP32 = "bf16-mixed", "32-true"
 # /proc/cpuinfo flags of native bf16 arithmetic: AVX512-BF16 and AMX (x86), the BF16 extension (Arm).
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
-ENCODING_REASON = "encoding always runs in fp32: bf16 embeddings have not been shown to keep retrieval quality"
+# What encode_precision may be set to: the autocast dtypes encode_texts runs.
+ENCODE_PRECISIONS = (FP32, BF16)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,17 @@ def choose_precision(requested: str | int | None, accelerator: str | None = AUTO
                            f"auto: {why}, so {'bf16 mixed' if native else 'fp32'}")
 
 
-def encoding_precision(accelerator: str | None = AUTO) -> PrecisionChoice:
-    return PrecisionChoice(FP32, FP32, device_type(accelerator), ENCODING_REASON)
+def encoding_precision(requested: str | None = AUTO, accelerator: str | None = AUTO) -> PrecisionChoice:
+    """``encode_precision`` as configured: ``32-true`` or ``bf16-mixed`` as it is; ``auto`` (or
+    nothing) becomes bf16-mixed where ``accelerator``'s device runs bf16 natively, else 32-true."""
+    device = device_type(accelerator)
+    if requested is not None and str(requested) != AUTO:
+        if str(requested) not in ENCODE_PRECISIONS:
+            raise ValueError(f"encode_precision={requested!r}: use auto, {' or '.join(ENCODE_PRECISIONS)}")
+        return PrecisionChoice(str(requested), str(requested), device, "set explicitly (encode_precision)")
+    native, why = native_bf16(device)
+    return PrecisionChoice(BF16 if native else FP32, AUTO, device,
+                           f"auto: {why}, so {'bf16 autocast' if native else 'fp32'}")
 
 
 def device_type(accelerator: str | None) -> str:
