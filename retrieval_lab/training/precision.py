@@ -8,7 +8,7 @@ variable ``RLAB_NATIVE_BF16`` (``1`` or ``0``), which is how tests reach both br
 
 Encoding (``encode_precision: auto``, the corpus and queries of the index, mining, validation)
 follows the same probe: bf16 autocast where it is native, fp32 elsewhere. On a 2-core AMD EPYC with
-AVX512-BF16 it encodes SciFact's corpus 2.2x as fast as fp32, and the fine-tuned model's nDCG@10
+AVX512-BF16 (Zen 5) it encodes SciFact's documents 2.1x as fast as fp32, and the fine-tuned model's nDCG@10
 moved by -0.0005 (0.6786 -> 0.6781); where bf16 is emulated it would be several times slower.
 """
 
