@@ -28,12 +28,12 @@ from retrieval_lab.atomic import atomic_path
 from retrieval_lab.content_cache import ContentCache, CorruptEntry, DataWriter, Entry
 from retrieval_lab.data.beir import BeirDataset, document_text
 from retrieval_lab.encoding import encode_texts
-from retrieval_lab.training.precision import FP32
 from retrieval_lab.fingerprint import module_fingerprint
 from retrieval_lab.models.bi_encoder import BiEncoder
 from retrieval_lab.models.tokenization import Side
 from retrieval_lab.provenance import file_sha256
 from retrieval_lab.training.cross_device import world
+from retrieval_lab.training.precision import FP32
 
 log = logging.getLogger(__name__)
 

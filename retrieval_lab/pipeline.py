@@ -280,10 +280,9 @@ def _choose_precisions(cfg: DictConfig, stages: list[str], model: Any, record: R
     chosen = {}
     if "train" in stages:
         chosen["train"] = choose_precision(cfg.trainer.get("precision"), accelerator)
-    if model is not None:  # BM25 (no model) has no weights to run in any precision
+    if isinstance(model, BiEncoder):  # what encodes: BM25 has no model, a cross-encoder embeds nothing
         chosen["encode"] = encoding_precision(cfg.get("encode_precision"), accelerator)
-        if isinstance(model, BiEncoder):
-            model.encode_in(chosen["encode"].precision)
+        model.encode_in(chosen["encode"].precision)
     for stage, choice in chosen.items():
         log.info("%s precision: %s on %s (%s)", stage, choice.precision, choice.device, choice.reason)
     record.update(precision={stage: choice.as_record() for stage, choice in chosen.items()})

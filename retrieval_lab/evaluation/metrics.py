@@ -93,13 +93,13 @@ def _trec_eval(qrels: Qrels, ranked: Run, metrics: list[str]) -> Iterable[tuple[
     whole = []
     for metric in metrics:
         name, _, cut = metric.partition("@")
-        if name == "mrr":
-            whole.append(WHOLE_MEASURES[name])
-        elif cut:
+        if cut and name != "mrr":
             cuts.setdefault(CUT_MEASURES[name], []).append(int(cut))
         else:
             whole.append(WHOLE_MEASURES[name])
     measures = {f"{m}.{','.join(map(str, sorted(set(ks))))}" for m, ks in cuts.items()} | set(whole)
+    if not measures:
+        return
     results = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(
         {qid: _in_trec_order(docs) for qid, docs in ranked.items()})
     for metric in metrics:
